@@ -1,0 +1,1 @@
+"""Adapters that touch the world: folders, SQLite, the DMP over HTTPS, credentials."""

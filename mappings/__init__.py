@@ -1,0 +1,1 @@
+"""Data the bridge maps with: value sets, document kinds and official schemas, with provenance."""

@@ -1,0 +1,1 @@
+"""The runnable service: config, CLI, supervision, demo and the DMP simulator."""
