@@ -86,7 +86,7 @@ def _issue(
     issuer_key: rsa.RSAPrivateKey,
     *,
     ca: bool = False,
-    usage: ExtendedKeyUsageOID | None = None,
+    usage: x509.ObjectIdentifier | None = None,
     digital_signature_only: bool = False,
     ip_san: str | None = None,
 ) -> x509.Certificate:

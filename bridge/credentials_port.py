@@ -1,0 +1,31 @@
+"""Who is submitting, as the core sees it (DESIGN.md §5): public certificate data and two signing
+operations. Implementations: establishment software certificates now; the CPS card (PKCS#11)
+later — the private keys never reach the core."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from lxml import etree
+
+from bridge.xades import SigningCertificate
+
+
+class Credentials(Protocol):
+    """Signing identity of the structure or the professional."""
+
+    @property
+    def issuer_dn(self) -> str:
+        """DN of the certificate that signs the VIHF (the VIHF `Issuer`)."""
+        ...
+
+    @property
+    def signing_certificate(self) -> SigningCertificate: ...
+
+    def sign(self, data: bytes) -> bytes:
+        """RSA PKCS#1 v1.5 / SHA-256 signature of `data` with the signature key."""
+        ...
+
+    def sign_vihf(self, assertion: etree._Element) -> etree._Element:
+        """The assertion with its enveloped XML-DSig signature."""
+        ...

@@ -1,0 +1,203 @@
+"""The JSON sidecar that comes with a PDF in an export folder: `NAME.pdf` + `NAME.json`.
+
+Format (keys in English, values as the practice software has them):
+
+    {
+      "patient": {"ins": "279035121518989", "ins_oid": "1.2.250.1.213.1.4.10",
+                  "identity_status": "QUAL", "birth_family_name": "DUPONT",
+                  "given_names": ["Marie", "Louise"], "used_family_name": null,
+                  "birth_date": "1979-03-28", "sex": "F", "birthplace_code": "51215"},
+      "document": {"kind": "cr-soins-infirmiers", "title": "Soins du 21/11",
+                   "date": "2026-11-21T09:30:00+01:00"},
+      "author": {"rpps": "10101010101", "family_name": "MARTIN", "given_name": "Claire",
+                 "profession": "60", "specialty": null, "structure_id": "499700366240007",
+                 "structure_name": "Cabinet infirmier des Lilas", "sector": "SA07"}
+    }
+
+pydantic checks the shape at this border; every problem becomes one French sentence that names
+the key, says what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from bridge.domain import Author, IdentityStatus, Patient, Sex
+from bridge.errors import IntakeRejected
+from bridge.ins import parse_ins
+from mappings.builtin import DOCUMENT_KINDS, PROFESSIONS, SECTORS
+
+MAX_SIDECAR_BYTES = 64 * 1024
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PatientIn(_Strict):
+    ins: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
+    ins_oid: str
+    identity_status: Literal["PROV", "RECUP", "VALI", "QUAL"]
+    birth_family_name: Name
+    given_names: list[Name] = Field(min_length=1, max_length=10)
+    used_family_name: Name | None = None
+    birth_date: dt.date
+    sex: Literal["F", "M", "U"]
+    # INSEE code of the birthplace (99xxx abroad): one of the INS traits the CDA must carry.
+    birthplace_code: Annotated[str, StringConstraints(pattern=r"^[0-9][0-9AB][0-9]{3}$")]
+
+
+class DocumentIn(_Strict):
+    kind: str
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    date: dt.datetime
+
+
+class AuthorIn(_Strict):
+    rpps: Annotated[str, StringConstraints(pattern=r"^[0-9]{11}$")]
+    family_name: Name
+    given_name: Name
+    profession: str
+    specialty: str | None = None
+    structure_id: Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{5,30}$")]
+    structure_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+    sector: str = "SA07"
+
+
+class SidecarIn(_Strict):
+    patient: PatientIn
+    document: DocumentIn
+    author: AuthorIn
+
+
+@dataclass(frozen=True)
+class DocumentRequest:
+    """What the source asks for: send this PDF, of this kind, for this patient, by this author."""
+
+    patient: Patient
+    author: Author
+    kind: str
+    title: str
+    date: dt.datetime
+
+
+_FIELD_FR = {
+    "patient": "patient", "document": "document", "author": "auteur",
+    "ins": "INS", "ins_oid": "OID de l'INS", "identity_status": "statut de l'identité",
+    "birth_family_name": "nom de naissance", "given_names": "prénoms",
+    "used_family_name": "nom utilisé", "birth_date": "date de naissance", "sex": "sexe",
+    "birthplace_code": "code du lieu de naissance", "kind": "type de document",
+    "title": "titre", "date": "date du document", "rpps": "RPPS", "family_name": "nom",
+    "given_name": "prénom", "profession": "profession", "specialty": "spécialité",
+    "structure_id": "identifiant de la structure", "structure_name": "nom de la structure",
+    "sector": "secteur d'activité",
+}
+
+
+def _problem_fr(error: dict[str, object]) -> str:
+    loc = error.get("loc", ())
+    path = ".".join(str(p) for p in loc) if isinstance(loc, tuple) else str(loc)
+    label = " ".join(_FIELD_FR.get(str(p), str(p)) for p in (loc if isinstance(loc, tuple) else ()))
+    kind = str(error.get("type", ""))
+    if kind == "missing":
+        return f"« {path} » ({label}) est manquant : ajoutez-le"
+    if kind == "extra_forbidden":
+        return f"« {path} » n'est pas une clé connue : vérifiez son orthographe ou retirez-la"
+    if kind.startswith("date") or kind.startswith("datetime"):
+        return f"« {path} » ({label}) n'est pas une date valide : format attendu AAAA-MM-JJ"
+    if kind == "literal_error":
+        expected = str(error.get("msg", "")).replace("Input should be", "valeurs permises :")
+        return f"« {path} » ({label}) a une valeur inattendue ; {expected.replace(' or ', ' ou ')}"
+    if kind == "string_pattern_mismatch":
+        return f"« {path} » ({label}) n'a pas le format attendu"
+    if kind in ("string_too_short", "too_short"):
+        return f"« {path} » ({label}) est vide : renseignez-le"
+    if kind in ("string_too_long", "too_long"):
+        return f"« {path} » ({label}) est trop long"
+    if kind in ("string_type", "list_type", "dict_type", "model_type"):
+        return f"« {path} » ({label}) n'a pas le bon type de valeur"
+    return f"« {path} » ({label}) est invalide"
+
+
+def _reject(message: str, code: str, event: str) -> IntakeRejected:
+    return IntakeRejected(message, code=code, event=event)
+
+
+def parse_sidecar(data: bytes, *, file_name: str) -> DocumentRequest:
+    """Turn sidecar bytes into a DocumentRequest, or raise a rejection that says what to fix."""
+    if len(data) > MAX_SIDECAR_BYTES:
+        raise _reject(f"Le fichier {file_name} est trop grand pour une fiche de métadonnées.",
+                      "SIDECAR_TOO_LARGE", "sidecar_too_large")
+    try:
+        raw = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f" (ligne {exc.lineno}, colonne {exc.colno})" if isinstance(
+            exc, json.JSONDecodeError) else ""
+        raise _reject(
+            f"Le fichier {file_name} n'est pas un JSON valide en UTF-8{where}. "
+            "Corrigez-le ou réexportez-le depuis le logiciel.",
+            "SIDECAR_JSON", "sidecar_json_invalid") from None
+    try:
+        sidecar = SidecarIn.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(_problem_fr(dict(e)) for e in exc.errors()[:5])
+        raise _reject(f"Le fichier {file_name} est incomplet ou invalide : {problems}.",
+                      "SIDECAR_INVALID", "sidecar_invalid") from None
+    return _to_request(sidecar, file_name)
+
+
+def _to_request(s: SidecarIn, file_name: str) -> DocumentRequest:
+    ins = parse_ins(s.patient.ins, s.patient.ins_oid)
+    kind = s.document.kind.strip().lower()
+    if kind not in DOCUMENT_KINDS:
+        known = ", ".join(sorted(DOCUMENT_KINDS))
+        raise _reject(f"Le type de document « {s.document.kind} » de {file_name} n'est pas "
+                      f"connu. Types possibles : {known}.", "KIND_UNKNOWN", "document_kind_unknown")
+    if s.document.date.tzinfo is None:
+        raise _reject(f"La date du document dans {file_name} doit préciser le fuseau horaire "
+                      "(par exemple 2026-11-21T09:30:00+01:00).", "DATE_NO_TZ", "date_without_tz")
+    profession = PROFESSIONS.get(s.author.profession)
+    if profession is None:
+        raise _reject(f"La profession « {s.author.profession} » de l'auteur dans {file_name} "
+                      "n'est pas reconnue (codes TRE_G15 : 10 médecin, 21 pharmacien, "
+                      "60 infirmier, 70 masseur-kinésithérapeute…).",
+                      "PROFESSION_UNKNOWN", "profession_unknown")
+    specialty = s.author.specialty or profession.default_specialty
+    if specialty not in profession.specialties:
+        raise _reject(f"La spécialité « {specialty} » ne correspond pas à la profession "
+                      f"{profession.label_fr} dans {file_name}.",
+                      "SPECIALTY_UNKNOWN", "specialty_unknown")
+    if s.author.sector not in SECTORS:
+        raise _reject(f"Le secteur d'activité « {s.author.sector} » dans {file_name} n'est pas "
+                      f"reconnu (attendus : {', '.join(SECTORS)}).",
+                      "SECTOR_UNKNOWN", "sector_unknown")
+    patient = Patient(
+        ins=ins,
+        identity_status=IdentityStatus(s.patient.identity_status),
+        birth_family_name=s.patient.birth_family_name.upper(),
+        given_names=tuple(s.patient.given_names),
+        birth_date=s.patient.birth_date,
+        sex=Sex(s.patient.sex),
+        used_family_name=s.patient.used_family_name,
+        birthplace_code=s.patient.birthplace_code,
+    )
+    author = Author(
+        rpps=s.author.rpps,
+        family_name=s.author.family_name.upper(),
+        given_name=s.author.given_name,
+        profession_code=profession.code,
+        specialty_code=specialty,
+        specialty_display=profession.specialties[specialty],
+        structure_id=s.author.structure_id,
+        structure_name=s.author.structure_name,
+        sector_code=s.author.sector,
+    )
+    return DocumentRequest(patient=patient, author=author, kind=kind,
+                           title=s.document.title, date=s.document.date)

@@ -1,0 +1,329 @@
+"""The export folder: `NAME.pdf` + `NAME.json` dropped by the practice software.
+
+Life of a pair of files:
+1. seen in the inbox (watchdog event or periodic rescan — events get lost on network shares);
+2. taken only when complete: the sidecar exists and both sizes and mtimes are unchanged over the
+   stability window (the sidecar is normally written last, but we do not rely on it);
+3. claimed atomically by renaming both into `en-cours/` (a rename within one volume is atomic on
+   Windows and POSIX, so two bridges or a rescan never take the same pair);
+4. checked and committed to the queue; only after the commit are they moved to `done/`. A refused
+   pair goes to `error/` with `NAME.reason.txt` saying in French what to fix.
+
+If the process dies at any point, the files are either still in the inbox or in `en-cours/`,
+which is handled again at the next start; the queue's idempotency key makes the second commit a
+no-op, so nothing is lost and nothing is queued twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+
+from bridge.errors import BridgeError, IntakeRejected
+from bridge.jobs import Intake, Job
+from bridge.pdf import check_pdf
+from bridge.sidecar import parse_sidecar
+
+log = structlog.get_logger("dmp_bridge.folder")
+
+CLAIMED_DIR = "en-cours"
+DONE_DIR = "done"
+ERROR_DIR = "error"
+ORPHAN_AFTER = dt.timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class FolderLayout:
+    """The inbox and its three sub-folders."""
+
+    inbox: Path
+
+    @property
+    def claimed(self) -> Path:
+        return self.inbox / CLAIMED_DIR
+
+    @property
+    def done(self) -> Path:
+        return self.inbox / DONE_DIR
+
+    @property
+    def error(self) -> Path:
+        return self.inbox / ERROR_DIR
+
+    def create(self) -> None:
+        for folder in (self.inbox, self.claimed, self.done, self.error):
+            folder.mkdir(parents=True, exist_ok=True)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one pair of files (for the logs, the demo and tests)."""
+
+    name: str
+    accepted: bool
+    job: Job | None = None
+    duplicate: bool = False
+    code: str = ""
+    message_fr: str = ""
+
+
+# Commits an intake and returns (job, created); runs in a worker thread.
+EnqueueFn = Callable[[Intake], Awaitable[tuple[Job, bool]]]
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _free_name(folder: Path, name: str) -> Path:
+    """`folder/name`, or `folder/stem-2.ext`… when a previous file already has that name."""
+    target = folder / name
+    stem, suffix = Path(name).stem, Path(name).suffix
+    counter = 2
+    while target.exists():
+        target = folder / f"{stem}-{counter}{suffix}"
+        counter += 1
+    return target
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Make a rename durable. Directories cannot be opened on Windows: there the rename is
+    # journaled by NTFS and this step is skipped.
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class FolderIntake:
+    """Watches one export folder and turns complete pairs into queued jobs."""
+
+    def __init__(self, inbox: Path, enqueue: EnqueueFn, *, stability: dt.timedelta,
+                 rescan_interval: float = 2.0,
+                 on_outcome: Callable[[Outcome], None] | None = None) -> None:
+        self.layout = FolderLayout(inbox)
+        self._enqueue = enqueue
+        self._stability = stability
+        self._rescan = rescan_interval
+        self._on_outcome = on_outcome
+        self._seen: dict[str, tuple[tuple[int, int], tuple[int, int], dt.datetime]] = {}
+        self._wake = asyncio.Event()
+        self._observer: BaseObserver | None = None
+
+    # -- watching ---------------------------------------------------------------------------
+    def _start_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
+        wake = self._wake
+
+        class _Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                loop.call_soon_threadsafe(wake.set)
+
+        observer = Observer()
+        observer.schedule(_Handler(), str(self.layout.inbox), recursive=False)
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+
+    def _stop_watchdog(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+
+    async def run(self) -> None:
+        """Scan until cancelled: on every file event, and at least every `rescan_interval`."""
+        self.layout.create()
+        await self.recover_claimed()
+        try:
+            self._start_watchdog(asyncio.get_running_loop())
+        except OSError as exc:  # e.g. inotify limits: the periodic rescan still works
+            log.warning("folder_watch_unavailable", error=type(exc).__name__)
+        try:
+            while True:
+                await self.scan_once()
+                self._wake.clear()
+                # Wait for an event, but never longer than the rescan interval, and at most the
+                # stability window so a pair seen once is looked at again in time.
+                timeout = min(self._rescan, max(self._stability.total_seconds(), 0.05))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+        finally:
+            self._stop_watchdog()
+
+    # -- one pass ---------------------------------------------------------------------------
+    async def scan_once(self, now: dt.datetime | None = None) -> list[Outcome]:
+        """Look at the inbox once; process every pair that is stable."""
+        now = now or dt.datetime.now(dt.UTC)
+        outcomes: list[Outcome] = []
+        try:
+            entries = [p for p in self.layout.inbox.iterdir() if p.is_file()]
+        except OSError as exc:
+            log.error("folder_unreadable", error=type(exc).__name__)
+            return outcomes
+        by_stem: dict[str, dict[str, Path]] = {}
+        for path in entries:
+            suffix = path.suffix.lower()
+            if path.name.startswith(".") or path.name.startswith("~"):
+                continue  # temporary files of the writer
+            by_stem.setdefault(path.stem, {})[suffix] = path
+        for stem, files in sorted(by_stem.items()):
+            outcome = await self._consider(stem, files, now)
+            if outcome is not None:
+                outcomes.append(outcome)
+        for gone in set(self._seen) - set(by_stem):
+            del self._seen[gone]
+        return outcomes
+
+    async def _consider(self, stem: str, files: dict[str, Path],
+                        now: dt.datetime) -> Outcome | None:
+        pdf, sidecar = files.get(".pdf"), files.get(".json")
+        unknown = [p for s, p in files.items() if s not in (".pdf", ".json")]
+        if unknown and pdf is None and sidecar is None:
+            return self._quarantine_unclaimed(
+                unknown, "FILE_UNSUPPORTED",
+                f"Le fichier {unknown[0].name} n'est pas d'un format pris en charge dans ce "
+                "dossier : déposez un PDF accompagné de sa fiche JSON du même nom.")
+        if pdf is None or sidecar is None:
+            first_seen = self._seen.get(stem, ((0, 0), (0, 0), now))[2]
+            self._seen[stem] = ((0, 0), (0, 0), first_seen)
+            if now - first_seen >= ORPHAN_AFTER:
+                lonely = pdf or sidecar
+                assert lonely is not None
+                missing = "la fiche JSON" if sidecar is None else "le PDF"
+                return self._quarantine_unclaimed(
+                    [lonely], "PAIR_INCOMPLETE",
+                    f"{lonely.name} attend depuis plus de 10 minutes sans {missing} du même nom. "
+                    f"Déposez {missing} ({stem}{'.json' if sidecar is None else '.pdf'}), puis "
+                    "remettez les deux fichiers dans le dossier d'entrée.")
+            return None
+        sig_pdf, sig_json = _signature(pdf), _signature(sidecar)
+        if sig_pdf is None or sig_json is None:
+            return None
+        previous = self._seen.get(stem)
+        if previous is None or previous[0] != sig_pdf or previous[1] != sig_json:
+            self._seen[stem] = (sig_pdf, sig_json, now)
+            if self._stability > dt.timedelta(0):
+                return None
+        elif now - previous[2] < self._stability:
+            return None
+        del self._seen[stem]
+        return await self._take(stem, pdf, sidecar)
+
+    # -- claiming and processing -----------------------------------------------------------
+    async def _take(self, stem: str, pdf: Path, sidecar: Path) -> Outcome | None:
+        claimed_pdf = self.layout.claimed / pdf.name
+        claimed_json = self.layout.claimed / sidecar.name
+        try:
+            # Sidecar first: if we die between the two renames, the PDF alone stays in the
+            # inbox and the sidecar waits in en-cours/, which recover_claimed() reunites.
+            os.replace(sidecar, claimed_json)
+            os.replace(pdf, claimed_pdf)
+        except OSError as exc:
+            log.warning("folder_claim_failed", error=type(exc).__name__)
+            return None
+        _fsync_dir(self.layout.claimed)
+        return await self._process(stem, claimed_pdf, claimed_json)
+
+    async def recover_claimed(self) -> list[Outcome]:
+        """Finish pairs left in `en-cours/` by a crash (they may already be committed)."""
+        outcomes = []
+        claimed = self.layout.claimed
+        for sidecar in sorted(claimed.glob("*.json")):
+            pdf = sidecar.with_suffix(".pdf")
+            inbox_pdf = self.layout.inbox / pdf.name
+            if not pdf.exists() and inbox_pdf.exists():
+                os.replace(inbox_pdf, pdf)
+            if pdf.exists():
+                outcome = await self._process(sidecar.stem, pdf, sidecar)
+                if outcome is not None:
+                    outcomes.append(outcome)
+            else:
+                # Only the sidecar survived: give it back to the inbox, where the orphan rule
+                # will report it if its PDF never comes.
+                os.replace(sidecar, _free_name(self.layout.inbox, sidecar.name))
+        for pdf in sorted(claimed.glob("*.pdf")):
+            if not pdf.with_suffix(".json").exists():
+                os.replace(pdf, _free_name(self.layout.inbox, pdf.name))
+        return outcomes
+
+    async def _process(self, stem: str, pdf: Path, sidecar: Path) -> Outcome | None:
+        try:
+            pdf_bytes = pdf.read_bytes()
+            sidecar_bytes = sidecar.read_bytes()
+        except OSError as exc:
+            log.warning("folder_read_failed", error=type(exc).__name__)
+            return None
+        try:
+            check_pdf(pdf_bytes, file_name=pdf.name)
+            parse_sidecar(sidecar_bytes, file_name=sidecar.name)
+        except BridgeError as exc:
+            return self._quarantine([pdf, sidecar], stem, exc)
+        key = hashlib.sha256(
+            b"folder\0" + pdf.name.encode("utf-8") + b"\0"
+            + hashlib.sha256(pdf_bytes).digest() + hashlib.sha256(sidecar_bytes).digest()
+        ).hexdigest()
+        intake = Intake(channel="folder", source_ref=pdf.name, idempotency_key=key,
+                        payload=pdf_bytes, metadata=sidecar_bytes,
+                        received_at=dt.datetime.now(dt.UTC))
+        try:
+            job, created = await self._enqueue(intake)
+        except Exception as exc:  # the store could not commit: leave the files for a retry
+            log.error("folder_enqueue_failed", error=type(exc).__name__)
+            await asyncio.to_thread(self._unclaim, pdf, sidecar)
+            return None
+        # Committed: only now may the source files leave en-cours/.
+        for path in (pdf, sidecar):
+            os.replace(path, _free_name(self.layout.done, path.name))
+        _fsync_dir(self.layout.done)
+        outcome = Outcome(stem, True, job=job, duplicate=not created)
+        log.info("folder_document_queued", job_id=job.id, duplicate=not created)
+        self._report(outcome)
+        return outcome
+
+    def _unclaim(self, pdf: Path, sidecar: Path) -> None:
+        os.replace(pdf, _free_name(self.layout.inbox, pdf.name))
+        os.replace(sidecar, _free_name(self.layout.inbox, sidecar.name))
+
+    def _quarantine(self, files: list[Path], stem: str, exc: BridgeError) -> Outcome:
+        moved = [_free_name(self.layout.error, f.name) for f in files]
+        for source, target in zip(files, moved, strict=True):
+            os.replace(source, target)
+        reason = moved[0].with_name(f"{Path(moved[0].name).stem}.reason.txt")
+        reason.write_text(
+            f"Document refusé par dmp-bridge le "
+            f"{dt.datetime.now().astimezone():%d/%m/%Y à %H:%M}\n\n"
+            f"Fichiers : {', '.join(m.name for m in moved)}\n"
+            f"Motif ({exc.code}) : {exc.message_fr}\n\n"
+            "Que faire : corrigez le problème indiqué, puis déposez de nouveau le PDF et sa fiche "
+            "JSON dans le dossier d'entrée. Rien n'a été envoyé au DMP.\n",
+            encoding="utf-8",
+        )
+        _fsync_dir(self.layout.error)
+        log.warning("folder_document_rejected", file_code=exc.code, event_detail=exc.event)
+        outcome = Outcome(stem, False, code=exc.code, message_fr=exc.message_fr)
+        self._report(outcome)
+        return outcome
+
+    def _quarantine_unclaimed(self, files: list[Path], code: str, message_fr: str) -> Outcome:
+        return self._quarantine(files, files[0].stem, IntakeRejected(message_fr, code=code))
+
+    def _report(self, outcome: Outcome) -> None:
+        if self._on_outcome is not None:
+            self._on_outcome(outcome)

@@ -1,0 +1,541 @@
+"""The durable queue on a local SQLite file (implements `bridge.store_port.Store`).
+
+Durability (spec/reliability-security.md §1.6): WAL with `synchronous=FULL`, so a commit that
+returned survives a crash or a power loss; every write is one `BEGIN IMMEDIATE` transaction, so
+two processes (or two stores in one process) never interleave writes and never lease the same
+job. The file must live on a local disk: WAL does not work over SMB/NFS.
+
+One connection per store, shared by worker threads (`check_same_thread=False`) behind a lock.
+No logging here: this module handles health data (payloads), and the caller logs outcomes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final, Self
+
+from bridge.jobs import Intake, Job, JobEvent, JobState, check_transition
+from bridge.store_port import CorruptPayload, JobNotActive, StoreError, UnknownJob
+
+BUSY_TIMEOUT_MS = 10_000
+_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"  # fixed width, so text order = time order in SQL
+_STATES_SQL = ", ".join(f"'{s.value}'" for s in JobState)
+# States whose event reason is the one shown to the user as "last error".
+_ERROR_STATES = frozenset(
+    {JobState.DEFERRED, JobState.AMBIGUOUS, JobState.HELD, JobState.DEAD, JobState.CORRUPT}
+)
+
+# Each entry moves the schema one version up; never edit a released entry, append a new one.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        f"""CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, even after a purge
+            state TEXT NOT NULL CHECK (state IN ({_STATES_SQL})),
+            channel TEXT NOT NULL,
+            source_ref TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL UNIQUE,
+            payload_sha256 TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT,
+            lease_until TEXT,
+            document_unique_id TEXT,
+            submission_unique_id TEXT,
+            last_error_code TEXT,
+            last_error_fr TEXT,
+            author_key TEXT,
+            leases INTEGER NOT NULL DEFAULT 0,  -- how many times the job was made active
+            sent_lease INTEGER,                 -- value of `leases` when mark_sent was called
+            leased_from TEXT                    -- state the current lease was taken from
+        )""",
+        """CREATE TABLE payloads (
+            job_id INTEGER PRIMARY KEY REFERENCES jobs(id),
+            payload BLOB NOT NULL,
+            metadata BLOB NOT NULL,
+            package BLOB,
+            package_sha256 TEXT
+        )""",
+        f"""CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            job_id INTEGER NOT NULL REFERENCES jobs(id),
+            at TEXT NOT NULL,
+            from_state TEXT CHECK (from_state IS NULL OR from_state IN ({_STATES_SQL})),
+            to_state TEXT NOT NULL CHECK (to_state IN ({_STATES_SQL})),
+            code TEXT NOT NULL,
+            message_fr TEXT NOT NULL
+        )""",
+        "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        "INSERT INTO counters (name, value) VALUES ('received', 0)",
+        "CREATE INDEX jobs_by_state ON jobs (state, id)",
+        "CREATE INDEX events_by_job ON events (job_id, id)",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+# Each blob with the hash it is checked against (metadata carries none).
+_BLOB_SQL: Final = {
+    "payload": "SELECT p.payload, j.payload_sha256",
+    "metadata": "SELECT p.metadata, NULL",
+    "package": "SELECT p.package, p.package_sha256",
+}
+
+
+def _ts(value: datetime) -> str:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("naive datetime: the store only takes timezone-aware datetimes")
+    return value.astimezone(UTC).strftime(_TS_FORMAT)
+
+
+def _dt(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _job(row: sqlite3.Row) -> Job:
+    received_at = _dt(row["received_at"])
+    updated_at = _dt(row["updated_at"])
+    assert received_at is not None and updated_at is not None  # NOT NULL columns
+    return Job(
+        id=row["id"],
+        state=JobState(row["state"]),
+        channel=row["channel"],
+        source_ref=row["source_ref"],
+        idempotency_key=row["idempotency_key"],
+        payload_sha256=row["payload_sha256"],
+        received_at=received_at,
+        updated_at=updated_at,
+        attempts=row["attempts"],
+        next_attempt_at=_dt(row["next_attempt_at"]),
+        lease_until=_dt(row["lease_until"]),
+        document_unique_id=row["document_unique_id"],
+        submission_unique_id=row["submission_unique_id"],
+        last_error_code=row["last_error_code"],
+        last_error_fr=row["last_error_fr"],
+        author_key=row["author_key"],
+    )
+
+
+class SqliteStore:
+    """The job queue in one SQLite file. Open with `SqliteStore.open(path)`."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+        self.path = path
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path) -> SqliteStore:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Create the file ourselves so it is owner-only from its first byte (SQLite creates its
+        # -wal and -shm files with the database file's permissions).
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        with contextlib.suppress(OSError):  # on Windows chmod only toggles read-only
+            os.chmod(path, 0o600)
+        conn = sqlite3.connect(
+            str(path),
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+            check_same_thread=False,  # worker threads; every use is behind self._lock
+        )
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(
+                    f"La file d'attente {path.name} ne peut pas passer en mode WAL : placez-la "
+                    "sur un disque local (pas sur un partage réseau).",
+                    code="STORE_NO_WAL",
+                )
+            conn.execute("PRAGMA synchronous = FULL")  # commit = fsync of the WAL
+            conn.execute("PRAGMA foreign_keys = ON")
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise StoreError(
+                    f"Le fichier de la file d'attente {path.name} est endommagé : restaurez la "
+                    "dernière sauvegarde.",
+                    code="STORE_DAMAGED",
+                )
+            store = cls(conn, path)
+            store._migrate()
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it is durable after the COMMIT, or none of it is."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no lost update
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _migrate(self) -> None:
+        with self._write() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+            current = 0 if row is None else int(row[0])
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    "La file d'attente a été créée par une version plus récente de dmp-bridge : "
+                    "mettez le logiciel à jour.",
+                    code="STORE_TOO_NEW",
+                )
+            for statements in _MIGRATIONS[current:]:
+                for statement in statements:
+                    conn.execute(statement)
+            if row is None:
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            else:
+                conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+
+    # -- helpers (called with the lock held) -------------------------------------------------
+
+    def _row(self, conn: sqlite3.Connection, job_id: int) -> sqlite3.Row:
+        row: sqlite3.Row | None = conn.execute(
+            "SELECT * FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        if row is None:
+            raise UnknownJob(job_id)
+        return row
+
+    @staticmethod
+    def _event(
+        conn: sqlite3.Connection,
+        job_id: int,
+        *,
+        at: str,
+        old: JobState | None,
+        new: JobState,
+        code: str,
+        message_fr: str,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO events (job_id, at, from_state, to_state, code, message_fr) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (job_id, at, None if old is None else old.value, new.value, code, message_fr),
+        )
+
+    def _blob(self, job_id: int, column: str) -> tuple[bytes | None, str | None]:
+        """The bytes and their recorded hash; UnknownJob if the job does not exist."""
+        sql = _BLOB_SQL[column] + (
+            " FROM jobs j LEFT JOIN payloads p ON p.job_id = j.id WHERE j.id = ?"
+        )
+        with self._lock:
+            row = self._conn.execute(sql, (job_id,)).fetchone()
+        if row is None:
+            raise UnknownJob(job_id)
+        return row[0], row[1]
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def enqueue(self, intake: Intake) -> tuple[Job, bool]:
+        received_at = _ts(intake.received_at)
+        with self._write() as conn:
+            existing = conn.execute(
+                "SELECT * FROM jobs WHERE idempotency_key = ?", (intake.idempotency_key,)
+            ).fetchone()
+            if existing is not None:
+                return _job(existing), False  # same input again: one job, payload kept once
+            cur = conn.execute(
+                "INSERT INTO jobs (state, channel, source_ref, idempotency_key, payload_sha256,"
+                " received_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    JobState.QUEUED.value,
+                    intake.channel,
+                    intake.source_ref,
+                    intake.idempotency_key,
+                    _sha256(intake.payload),
+                    received_at,
+                    received_at,
+                ),
+            )
+            job_id = cur.lastrowid
+            assert job_id is not None
+            conn.execute(
+                "INSERT INTO payloads (job_id, payload, metadata) VALUES (?, ?, ?)",
+                (job_id, intake.payload, intake.metadata),
+            )
+            conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'received'")
+            self._event(
+                conn,
+                job_id,
+                at=received_at,
+                old=None,
+                new=JobState.QUEUED,
+                code="RECEIVED",
+                message_fr=f"Document reçu ({intake.channel}) et mis en file d'attente.",
+            )
+            row = self._row(conn, job_id)
+        # The COMMIT in _write() has returned: row, payload and event are on disk. Only now may
+        # the caller acknowledge the source (ACK, HTTP 202, move of the file). A crash before
+        # this line leaves no job and no acknowledgement, so the source sends it again.
+        return _job(row), True
+
+    def claim(self, now: datetime, lease: timedelta) -> Job | None:
+        at = _ts(now)
+        with self._write() as conn:
+            # Inside BEGIN IMMEDIATE: no other connection can write between this SELECT and the
+            # UPDATE, so no two workers (or processes) ever lease the same job.
+            row = conn.execute(
+                "SELECT id, state FROM jobs WHERE state = ? OR (state = ? AND next_attempt_at <= ?)"
+                " ORDER BY id LIMIT 1",
+                (JobState.QUEUED.value, JobState.DEFERRED.value, at),
+            ).fetchone()
+            if row is None:
+                return None
+            old = JobState(row["state"])
+            check_transition(old, JobState.ACTIVE)
+            self._activate(conn, row["id"], old, at, _ts(now + lease))
+            self._event(
+                conn,
+                row["id"],
+                at=at,
+                old=old,
+                new=JobState.ACTIVE,
+                code="CLAIMED",
+                message_fr="Pris en charge pour l'envoi.",
+            )
+            return _job(self._row(conn, row["id"]))
+
+    @staticmethod
+    def _activate(
+        conn: sqlite3.Connection, job_id: int, old: JobState, at: str, lease_until: str
+    ) -> None:
+        conn.execute(
+            "UPDATE jobs SET state = ?, updated_at = ?, lease_until = ?, next_attempt_at = NULL,"
+            " leases = leases + 1, leased_from = ? WHERE id = ?",
+            (JobState.ACTIVE.value, at, lease_until, old.value, job_id),
+        )
+
+    def save_package(
+        self, job_id: int, document_unique_id: str, submission_unique_id: str, package: bytes
+    ) -> None:
+        with self._write() as conn:
+            self._row(conn, job_id)
+            # Identifiers are minted once (DESIGN.md §4): a package already saved wins, so a
+            # retry resends exactly the bytes (and uniqueIds) the DMP may already have.
+            cur = conn.execute(
+                "UPDATE payloads SET package = ?, package_sha256 = ?"
+                " WHERE job_id = ? AND package IS NULL",
+                (package, _sha256(package), job_id),
+            )
+            if cur.rowcount == 1:
+                conn.execute(
+                    "UPDATE jobs SET document_unique_id = COALESCE(document_unique_id, ?),"
+                    " submission_unique_id = COALESCE(submission_unique_id, ?) WHERE id = ?",
+                    (document_unique_id, submission_unique_id, job_id),
+                )
+
+    def mark_sent(self, job_id: int) -> None:
+        with self._write() as conn:
+            row = self._row(conn, job_id)
+            if row["state"] != JobState.ACTIVE.value:
+                raise JobNotActive(job_id, JobState(row["state"]))
+            # Committed before the request leaves: if the process dies from here on, we cannot
+            # know whether the DMP registered it, so recovery makes the job AMBIGUOUS.
+            conn.execute("UPDATE jobs SET sent_lease = leases WHERE id = ?", (job_id,))
+
+    def transition(
+        self,
+        job_id: int,
+        new: JobState,
+        *,
+        code: str,
+        message_fr: str,
+        now: datetime,
+        next_attempt_at: datetime | None = None,
+        count_attempt: bool = False,
+        lease: timedelta | None = None,
+    ) -> Job:
+        at = _ts(now)
+        if new is JobState.DEFERRED and next_attempt_at is None:
+            raise ValueError("a deferred job needs next_attempt_at, or it would never be retried")
+        if new is JobState.ACTIVE and lease is None:
+            raise ValueError("an active job needs a lease")
+        with self._write() as conn:
+            old = JobState(self._row(conn, job_id)["state"])
+            check_transition(old, new)  # raises before anything is written
+            if new is JobState.ACTIVE:
+                assert lease is not None
+                self._activate(conn, job_id, old, at, _ts(now + lease))
+            conn.execute(
+                "UPDATE jobs SET state = ?, updated_at = ?, attempts = attempts + ?,"
+                " next_attempt_at = ?, lease_until = CASE WHEN ? THEN lease_until END,"
+                " last_error_code = CASE ? WHEN 'set' THEN ? WHEN 'clear' THEN NULL"
+                "   ELSE last_error_code END,"
+                " last_error_fr = CASE ? WHEN 'set' THEN ? WHEN 'clear' THEN NULL"
+                "   ELSE last_error_fr END"
+                " WHERE id = ?",
+                (
+                    new.value,
+                    at,
+                    1 if count_attempt else 0,
+                    None if next_attempt_at is None else _ts(next_attempt_at),
+                    new is JobState.ACTIVE,
+                    *self._error_update(new, code),
+                    *self._error_update(new, message_fr),
+                    job_id,
+                ),
+            )
+            self._event(conn, job_id, at=at, old=old, new=new, code=code, message_fr=message_fr)
+            return _job(self._row(conn, job_id))
+
+    @staticmethod
+    def _error_update(new: JobState, value: str) -> tuple[str, str]:
+        if new in _ERROR_STATES:
+            return "set", value
+        return ("clear" if new is JobState.DONE else "keep"), value
+
+    def recover_on_start(self, now: datetime) -> int:
+        """Every ACTIVE job's lease died with the previous process (single owner of the file).
+
+        A job whose request may have left (mark_sent during this lease), or whose lease was
+        taken from AMBIGUOUS, becomes AMBIGUOUS: the DMP is asked before anything is resent.
+        """
+        at = _ts(now)
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT id, leases, sent_lease, leased_from FROM jobs WHERE state = ? ORDER BY id",
+                (JobState.ACTIVE.value,),
+            ).fetchall()
+            for row in rows:
+                maybe_sent = (
+                    row["sent_lease"] == row["leases"]
+                    or row["leased_from"] == JobState.AMBIGUOUS.value
+                )
+                if maybe_sent:
+                    new, code = JobState.AMBIGUOUS, "RESTART_AFTER_SEND"
+                    msg = (
+                        "Interruption pendant l'envoi : le DMP sera interrogé avant tout "
+                        "nouvel envoi."
+                    )
+                else:
+                    new, code = JobState.QUEUED, "RESTART_REQUEUED"
+                    msg = "Interruption avant l'envoi : le document sera traité à nouveau."
+                check_transition(JobState.ACTIVE, new)
+                conn.execute(
+                    "UPDATE jobs SET state = ?, updated_at = ?, lease_until = NULL,"
+                    " last_error_code = CASE WHEN ? THEN ? ELSE last_error_code END,"
+                    " last_error_fr = CASE WHEN ? THEN ? ELSE last_error_fr END WHERE id = ?",
+                    (new.value, at, maybe_sent, code, maybe_sent, msg, row["id"]),
+                )
+                self._event(
+                    conn, row["id"], at=at, old=JobState.ACTIVE, new=new, code=code, message_fr=msg
+                )
+            return len(rows)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def payload(self, job_id: int) -> bytes:
+        data, sha = self._blob(job_id, "payload")
+        if data is None or sha is None or _sha256(data) != sha:
+            raise CorruptPayload(job_id, "payload")
+        return bytes(data)
+
+    def metadata(self, job_id: int) -> bytes:
+        data, _ = self._blob(job_id, "metadata")
+        if data is None:
+            raise CorruptPayload(job_id, "metadata")
+        return bytes(data)
+
+    def package(self, job_id: int) -> bytes | None:
+        data, sha = self._blob(job_id, "package")
+        if data is None:
+            return None
+        if sha is None or _sha256(data) != sha:
+            raise CorruptPayload(job_id, "package")
+        return bytes(data)
+
+    def get(self, job_id: int) -> Job | None:
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else _job(row)
+
+    def find_by_key(self, idempotency_key: str) -> Job | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT * FROM jobs WHERE idempotency_key = ?", (idempotency_key,)
+            ).fetchone()
+        return None if row is None else _job(row)
+
+    def list_jobs(self, state: JobState | None = None, limit: int = 100) -> list[Job]:
+        with self._lock:
+            if state is None:
+                rows = self._conn.execute(
+                    "SELECT * FROM jobs ORDER BY id LIMIT ?", (limit,)
+                ).fetchall()
+            else:
+                rows = self._conn.execute(
+                    "SELECT * FROM jobs WHERE state = ? ORDER BY id LIMIT ?", (state.value, limit)
+                ).fetchall()
+        return [_job(r) for r in rows]
+
+    def events(self, job_id: int) -> list[JobEvent]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM events WHERE job_id = ? ORDER BY id", (job_id,)
+            ).fetchall()
+        result = []
+        for r in rows:
+            at = _dt(r["at"])
+            assert at is not None
+            result.append(
+                JobEvent(
+                    job_id=r["job_id"],
+                    at=at,
+                    from_state=None if r["from_state"] is None else JobState(r["from_state"]),
+                    to_state=JobState(r["to_state"]),
+                    code=r["code"],
+                    message_fr=r["message_fr"],
+                )
+            )
+        return result
+
+    def counts(self) -> dict[JobState, int]:
+        with self._lock:
+            rows = self._conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        result = dict.fromkeys(JobState, 0)
+        for state, n in rows:
+            result[JobState(state)] = int(n)
+        return result
+
+    def received(self) -> int:
+        """Jobs ever received, counted apart from the rows: a vanished row breaks conservation."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT value FROM counters WHERE name = 'received'"
+            ).fetchone()
+        return int(row[0])

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what dmp-bridge needs into ./.venv, on a fresh Debian machine or this one.
+# Safe to run again: it reinstalls the Python packages only when pyproject.toml changed.
+# Usage: scripts/bootstrap.sh [test]   ("test" adds the test and lint tools)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extra="${1:-}"
+need_apt=()
+python_ok() {
+  command -v python3 >/dev/null 2>&1 &&
+    python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
+}
+if ! python_ok; then
+  need_apt+=(python3 python3-venv python3-pip)
+fi
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "Il manque ${need_apt[*]} : relancez en root (ou avec sudo)." >&2
+    exit 1
+  fi
+  echo "Installation des paquets Debian : ${need_apt[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+stamp=".venv/.installed-${extra:-run}"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+  if [ "$extra" = "test" ]; then
+    .venv/bin/python -m pip install --quiet -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
+  else
+    .venv/bin/python -m pip install --quiet -e . 2>&1 | grep -v "^WARNING: Location" || true
+  fi
+  .venv/bin/python -c 'import bridge, connectors, mappings, service, aiohttp, lxml, signxml' 
+  echo "$want" > "$stamp"
+fi

@@ -1,0 +1,218 @@
+"""The bridge's configuration: one TOML file, validated by pydantic at start.
+
+A bad file stops the start with a French message that names the key, says what is wrong and how
+to fix it (exit code 2). Relative paths are relative to the folder of the configuration file, so
+a whole installation can be moved or copied as one folder.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import uuid
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONFIG_NAME = "dmp-bridge.toml"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `message_fr` says why and what to do."""
+
+    def __init__(self, message_fr: str) -> None:
+        super().__init__(message_fr)
+        self.message_fr = message_fr
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BridgeSection(_Section):
+    data_dir: Path = Path("donnees")
+    source_id: Annotated[str, Field(pattern=r"^[0-2](\.(0|[1-9][0-9]*))+$", max_length=64)]
+    environment: Literal["simulateur"] = "simulateur"
+
+
+class IntakeSection(_Section):
+    folder: Path = Path("depot")
+    stability_seconds: Annotated[float, Field(ge=0, le=600)] = 2.0
+    rescan_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0
+
+
+class DmpSection(_Section):
+    url: Annotated[str, Field(pattern=r"^https://[^\s/]+(/\S*)?$")] = (
+        "https://127.0.0.1:8443/si-dmp-server/v2/services")
+    server_ca: Path = Path("pki/ac-test.pem")
+    timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 60.0
+    max_rate_per_second: Annotated[float, Field(gt=0, le=5)] = 4.0
+
+
+class CredentialsSection(_Section):
+    mode: Literal["etablissement"] = "etablissement"
+    tls_cert: Path = Path("pki/org-auth-cli.pem")
+    tls_key: Path = Path("pki/org-auth-cli.key")
+    sign_cert: Path = Path("pki/org-sign.pem")
+    sign_key: Path = Path("pki/org-sign.key")
+
+
+class SimulatorSection(_Section):
+    embedded: bool = True
+    port: Annotated[int, Field(ge=1, le=65535)] = 8443
+    server_cert: Path = Path("pki/simulateur-serveur.pem")
+    server_key: Path = Path("pki/simulateur-serveur.key")
+    client_ca: Path = Path("pki/ac-test.pem")
+
+
+class LoggingSection(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class BridgeConfig(_Section):
+    bridge: BridgeSection
+    intake: IntakeSection = IntakeSection()
+    dmp: DmpSection = DmpSection()
+    credentials: CredentialsSection = CredentialsSection()
+    simulator: SimulatorSection = SimulatorSection()
+    logging: LoggingSection = LoggingSection()
+    # Folder of the configuration file: the base of every relative path.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("base_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.resolve()
+
+    def path(self, value: Path) -> Path:
+        """A configured path, made absolute against the configuration's folder."""
+        return value if value.is_absolute() else self.base_dir / value
+
+    @property
+    def store_path(self) -> Path:
+        return self.path(self.bridge.data_dir) / "file-attente.sqlite3"
+
+    @property
+    def simulator_db_path(self) -> Path:
+        return self.path(self.bridge.data_dir) / "simulateur.sqlite3"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path(self.bridge.data_dir) / "journaux" / "dmp-bridge.jsonl"
+
+
+# What to tell the user for each kind of pydantic problem.
+_FIXES = {
+    "missing": "ajoutez cette clé",
+    "extra_forbidden": "cette clé n'existe pas : vérifiez son orthographe ou supprimez-la",
+    "string_pattern_mismatch": "la valeur n'a pas le format attendu",
+    "literal_error": "valeur non permise",
+    "greater_than": "la valeur est trop petite",
+    "greater_than_equal": "la valeur est trop petite",
+    "less_than_equal": "la valeur est trop grande",
+    "int_parsing": "un nombre entier est attendu",
+    "float_parsing": "un nombre est attendu",
+    "bool_parsing": "true ou false est attendu",
+    "bool_type": "true ou false est attendu",
+}
+
+_HINTS = {
+    "bridge.source_id": "un OID (chiffres séparés par des points) ; « dmp-bridge init » en crée un",
+    "dmp.url": "une adresse https://…/si-dmp-server/v2/services",
+    "dmp.max_rate_per_second": "entre 0 et 5 : le DMP demande de rester sous 5 transactions/s",
+    "simulator.port": "un port entre 1 et 65535",
+    "logging.level": "debug, info, warning ou error",
+    "credentials.mode": "« etablissement » (certificats logiciels de la structure)",
+    "bridge.environment": "« simulateur » (la production n'est pas encore ouverte)",
+}
+
+
+def _explain(exc: ValidationError, source: Path) -> str:
+    lines = [f"La configuration {source} est invalide :"]
+    for error in exc.errors()[:10]:
+        key = ".".join(str(p) for p in error["loc"])
+        fix = _FIXES.get(error["type"], "valeur invalide")
+        hint = _HINTS.get(key)
+        given = error.get("input")
+        shown = "" if error["type"] in ("missing", "extra_forbidden") or isinstance(
+            given, dict) else f" (valeur lue : {given!r})"
+        lines.append(f"  - clé « {key} »{shown} : {fix}" + (f" — attendu : {hint}" if hint else ""))
+    lines.append("Corrigez le fichier puis relancez. Un modèle commenté s'obtient avec "
+                 "« dmp-bridge init DOSSIER ».")
+    return "\n".join(lines)
+
+
+def load_config(path: Path) -> BridgeConfig:
+    """Read and validate the configuration, or raise ConfigError with a French explanation."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"Le fichier de configuration {path} est introuvable. Créez-le avec "
+            "« dmp-bridge init DOSSIER », ou indiquez son chemin avec --config.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Le fichier de configuration {path} est illisible : {exc}.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"Le fichier de configuration {path} n'est pas un TOML valide : {exc}. "
+            "Vérifiez les guillemets autour des textes et les crochets des sections.") from None
+    try:
+        return BridgeConfig.model_validate({**raw, "base_dir": path.parent})
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, path)) from None
+
+
+def default_config_text(source_id: str | None = None) -> str:
+    """The commented configuration `dmp-bridge init` writes."""
+    source_id = source_id or f"2.25.{uuid.uuid4().int}"
+    return f'''# Configuration de dmp-bridge.
+# Les chemins relatifs partent du dossier de ce fichier.
+
+[bridge]
+# Dossier des données : file d'attente (SQLite), journaux, base du simulateur.
+data_dir = "donnees"
+# Identifiant (OID) de cette installation, envoyé au DMP comme sourceId. Ne le changez pas.
+source_id = "{source_id}"
+# « simulateur » : les documents vont au simulateur du DMP intégré (aucun envoi réel).
+environment = "simulateur"
+
+[intake]
+# Dossier où le logiciel du cabinet dépose NOM.pdf et sa fiche NOM.json.
+# dmp-bridge y crée en-cours/, done/ (documents pris en charge) et error/ (refusés, avec le motif).
+folder = "depot"
+# Un fichier n'est pris que si sa taille n'a pas changé pendant ce délai (secondes).
+stability_seconds = 2.0
+# Relecture complète du dossier au moins toutes les N secondes (en plus des événements).
+rescan_seconds = 2.0
+
+[dmp]
+# Adresse des services du DMP (ici le simulateur intégré).
+url = "https://127.0.0.1:8443/si-dmp-server/v2/services"
+# Autorité de certification qui a émis le certificat du serveur DMP.
+server_ca = "pki/ac-test.pem"
+timeout_seconds = 60.0
+# Débit maximal d'envoi (le DMP demande de rester sous 5 transactions par seconde).
+max_rate_per_second = 4.0
+
+[credentials]
+# « etablissement » : certificats logiciels de la structure (mode d'authentification indirect).
+mode = "etablissement"
+# Certificat ORG AUTH_CLI (authentification TLS) et sa clé.
+tls_cert = "pki/org-auth-cli.pem"
+tls_key = "pki/org-auth-cli.key"
+# Certificat ORG SIGN (cachet : signe le VIHF et le lot de soumission) et sa clé.
+sign_cert = "pki/org-sign.pem"
+sign_key = "pki/org-sign.key"
+
+[simulator]
+# true : dmp-bridge démarre lui-même le simulateur du DMP sur 127.0.0.1.
+embedded = true
+port = 8443
+server_cert = "pki/simulateur-serveur.pem"
+server_key = "pki/simulateur-serveur.key"
+client_ca = "pki/ac-test.pem"
+
+[logging]
+# debug, info, warning ou error. Les journaux ne contiennent jamais de données de santé.
+level = "info"
+'''

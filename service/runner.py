@@ -1,0 +1,139 @@
+"""The composition root: builds the bridge from its configuration and runs it until stopped.
+
+Start order matters for durability: the store is opened and recovered (ACTIVE jobs back to
+QUEUED or AMBIGUOUS) before the first dispatch; the folder intake finishes pairs left in
+`en-cours/` by a crash before it looks at new files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from bridge.jobs import Intake, Job
+from bridge.vihf import Software
+from connectors.dmp_client import DmpClient
+from connectors.folder_intake import FolderIntake, Outcome
+from connectors.software_credentials import CredentialsError, SoftwareCredentials
+from connectors.sqlite_store import SqliteStore
+from service.config import BridgeConfig, ConfigError
+from service.dispatcher import Dispatcher, Finished
+from service.simulator.config import SimulatorConfig
+from service.simulator.server import RunningSimulator, start_simulator
+
+log = structlog.get_logger("dmp_bridge.service")
+
+SOFTWARE_NAME = "dmp-bridge"
+SOFTWARE_VERSION = "0.1.0"
+# Not homologated by the CNDA: the simulator accepts this test value; production will need ours.
+HOMOLOGATION_ID = "DMP-BRIDGE-NON-HOMOLOGUE"
+
+
+@dataclass
+class Hooks:
+    """Optional observers (the demo prints what happens to each file)."""
+
+    on_intake: Callable[[Outcome], None] | None = None
+    on_finished: Callable[[Finished], None] | None = None
+    on_ready: Callable[[Bridge], None] | None = None
+
+
+@dataclass
+class Bridge:
+    """The running parts, for the demo and the tests."""
+
+    config: BridgeConfig
+    store: SqliteStore
+    dispatcher: Dispatcher
+    intake: FolderIntake
+    simulator: RunningSimulator | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def simulator_config(config: BridgeConfig) -> SimulatorConfig:
+    return SimulatorConfig(
+        db_path=config.simulator_db_path,
+        ca_cert=config.path(config.simulator.client_ca),
+        server_cert=config.path(config.simulator.server_cert),
+        server_key=config.path(config.simulator.server_key),
+        port=config.simulator.port,
+    )
+
+
+def load_credentials(config: BridgeConfig) -> SoftwareCredentials:
+    c = config.credentials
+    try:
+        return SoftwareCredentials(
+            tls_cert=config.path(c.tls_cert), tls_key=config.path(c.tls_key),
+            sign_cert=config.path(c.sign_cert), sign_key=config.path(c.sign_key),
+            server_ca=config.path(config.dmp.server_ca))
+    except CredentialsError as exc:
+        raise ConfigError(exc.message_fr) from None
+
+
+async def run_bridge(config: BridgeConfig, hooks: Hooks | None = None,
+                     stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set, SIGINT/SIGTERM arrives, or the task is cancelled."""
+    hooks = hooks or Hooks()
+    stop = stop or asyncio.Event()
+    credentials = load_credentials(config)
+    simulator = None
+    if config.simulator.embedded:
+        simulator = await start_simulator(simulator_config(config))
+    store = await asyncio.to_thread(SqliteStore.open, config.store_path)
+    client = DmpClient(config.dmp.url, credentials.ssl_context(),
+                       timeout_seconds=config.dmp.timeout_seconds)
+    try:
+        recovered = await asyncio.to_thread(store.recover_on_start, dt.datetime.now(dt.UTC))
+        log.info("bridge_starting", recovered_jobs=recovered, simulator=simulator is not None)
+        dispatcher = Dispatcher(
+            store, client, credentials, source_id=config.bridge.source_id,
+            software=Software(SOFTWARE_NAME, SOFTWARE_VERSION, config.bridge.source_id,
+                              HOMOLOGATION_ID),
+            rate_per_second=config.dmp.max_rate_per_second, on_finished=hooks.on_finished)
+
+        async def enqueue(intake: Intake) -> tuple[Job, bool]:
+            result = await asyncio.to_thread(store.enqueue, intake)
+            dispatcher.wake()
+            return result
+
+        intake = FolderIntake(
+            config.path(config.intake.folder), enqueue,
+            stability=dt.timedelta(seconds=config.intake.stability_seconds),
+            rescan_interval=config.intake.rescan_seconds, on_outcome=hooks.on_intake)
+        bridge = Bridge(config, store, dispatcher, intake, simulator)
+        bridge.tasks = [asyncio.create_task(dispatcher.run(), name="dispatcher"),
+                        asyncio.create_task(intake.run(), name="folder-intake")]
+        _install_signal_handlers(stop)
+        if hooks.on_ready is not None:
+            hooks.on_ready(bridge)
+        waiter = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([waiter, *bridge.tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in [waiter, *bridge.tasks]:
+            task.cancel()
+        for task in bridge.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if task in done and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        log.info("bridge_stopped")
+    finally:
+        await client.close()
+        await asyncio.to_thread(store.close)
+        if simulator is not None:
+            await simulator.close()
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Not available on Windows event loops: there Ctrl-C raises KeyboardInterrupt instead,
+        # and the service stop path (a later issue) sets `stop` itself.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)

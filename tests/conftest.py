@@ -1,0 +1,1 @@
+"""Shared pytest fixtures for the dmp-bridge test suite."""
