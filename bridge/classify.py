@@ -23,13 +23,15 @@ def document_codes(kind_key: str, author: Author) -> DocumentCodes:
     if kind is None:
         raise MappingRejected(
             f"Le type de document « {kind_key} » n'est pas connu de dmp-bridge.",
-            code="KIND_UNKNOWN", event="document_kind_unknown",
+            code="KIND_UNKNOWN",
+            event="document_kind_unknown",
         )
     sector = SECTORS.get(author.sector_code)
     if sector is None:
         raise MappingRejected(
             f"Le secteur d'activité « {author.sector_code} » n'est pas connu.",
-            code="SECTOR_UNKNOWN", event="sector_unknown",
+            code="SECTOR_UNKNOWN",
+            event="sector_unknown",
         )
     return DocumentCodes(
         type_code=Coded(kind.type_code, kind.type_display, OID_LOINC),
@@ -43,4 +45,6 @@ def document_codes(kind_key: str, author: Author) -> DocumentCodes:
 
 def content_type(author: Author) -> Coded:
     """The submission set's contentTypeCode (JDV_J59): the author's activity sector (TRE_R02)."""
-    return Coded(author.sector_code, SECTORS.get(author.sector_code, author.sector_code), OID_SECTOR)
+    return Coded(
+        author.sector_code, SECTORS.get(author.sector_code, author.sector_code), OID_SECTOR
+    )

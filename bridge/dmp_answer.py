@@ -13,8 +13,6 @@ import email.policy
 from dataclasses import dataclass
 from enum import StrEnum
 
-from lxml import etree
-
 from bridge.jobs import JobState
 from bridge.xmlsafe import UnsafeXmlError, parse_xml
 
@@ -64,24 +62,51 @@ class Decision:
     message_fr: str
 
 
+_BUSY = "Le DMP est momentanément surchargé ; nouvel essai automatique."
+_INTERNAL = "Erreur interne du DMP ; nouvel essai automatique."
+_METADATA = (
+    "Le DMP refuse les métadonnées du document. Vérifiez le type de document et "
+    "l'auteur, puis relancez l'envoi."
+)
+_ALTERED = "Le document a été altéré pendant l'envoi ({what}). Contactez le support."
+_SUPPORT = "{what} Contactez le support de dmp-bridge."
+
 # IHE codes: (class, French message for the user).
 IHE_CODES: dict[str, tuple[ErrorClass, str]] = {
-    "XDSRegistryBusy": (ErrorClass.TRANSIENT, "Le DMP est momentanément surchargé ; nouvel essai automatique."),
-    "XDSRepositoryBusy": (ErrorClass.TRANSIENT, "Le DMP est momentanément surchargé ; nouvel essai automatique."),
-    "XDSRegistryOutOfResources": (ErrorClass.TRANSIENT, "Le DMP manque de ressources ; nouvel essai automatique."),
-    "XDSRepositoryOutOfResources": (ErrorClass.TRANSIENT, "Le DMP manque de ressources ; nouvel essai automatique."),
-    "XDSRegistryError": (ErrorClass.TRANSIENT, "Erreur interne du DMP ; nouvel essai automatique."),
-    "XDSRepositoryError": (ErrorClass.TRANSIENT, "Erreur interne du DMP ; nouvel essai automatique."),
-    "XDSDuplicateUniqueIdInRegistry": (ErrorClass.AMBIGUOUS, "Le DMP connaît déjà ce document : vérification en cours."),
-    "XDSRegistryMetadataError": (ErrorClass.PERMANENT, "Le DMP refuse les métadonnées du document. Vérifiez le type de document et l'auteur, puis relancez l'envoi."),
-    "XDSRepositoryMetadataError": (ErrorClass.PERMANENT, "Le DMP refuse les métadonnées du document. Vérifiez le type de document et l'auteur, puis relancez l'envoi."),
-    "XDSPatientIdDoesNotMatch": (ErrorClass.PERMANENT, "L'identité du patient n'est pas la même partout dans l'envoi. Contactez le support de dmp-bridge."),
-    "XDSUnknownPatientId": (ErrorClass.PERMANENT, "Le DMP ne connaît pas ce patient (INS). Vérifiez l'INS dans le dossier du patient."),
-    "XDSNonIdenticalHash": (ErrorClass.PERMANENT, "Le document a été altéré pendant l'envoi (empreinte différente). Contactez le support."),
-    "XDSNonIdenticalSize": (ErrorClass.PERMANENT, "Le document a été altéré pendant l'envoi (taille différente). Contactez le support."),
-    "XDSMissingDocument": (ErrorClass.PERMANENT, "Un document annoncé manque dans l'envoi. Contactez le support."),
-    "XDSMissingDocumentMetadata": (ErrorClass.PERMANENT, "Un document de l'envoi n'a pas de métadonnées. Contactez le support."),
-    "XDSDocumentUniqueIdError": (ErrorClass.PERMANENT, "L'identifiant du document est refusé par le DMP. Contactez le support."),
+    "XDSRegistryBusy": (ErrorClass.TRANSIENT, _BUSY),
+    "XDSRepositoryBusy": (ErrorClass.TRANSIENT, _BUSY),
+    "XDSRegistryOutOfResources": (ErrorClass.TRANSIENT, _BUSY),
+    "XDSRepositoryOutOfResources": (ErrorClass.TRANSIENT, _BUSY),
+    "XDSRegistryError": (ErrorClass.TRANSIENT, _INTERNAL),
+    "XDSRepositoryError": (ErrorClass.TRANSIENT, _INTERNAL),
+    "XDSDuplicateUniqueIdInRegistry": (
+        ErrorClass.AMBIGUOUS,
+        "Le DMP connaît déjà ce document : vérification en cours.",
+    ),
+    "XDSRegistryMetadataError": (ErrorClass.PERMANENT, _METADATA),
+    "XDSRepositoryMetadataError": (ErrorClass.PERMANENT, _METADATA),
+    "XDSPatientIdDoesNotMatch": (
+        ErrorClass.PERMANENT,
+        _SUPPORT.format(what="L'identité du patient n'est pas la même partout dans l'envoi."),
+    ),
+    "XDSUnknownPatientId": (
+        ErrorClass.PERMANENT,
+        "Le DMP ne connaît pas ce patient (INS). Vérifiez l'INS dans le dossier du patient.",
+    ),
+    "XDSNonIdenticalHash": (ErrorClass.PERMANENT, _ALTERED.format(what="empreinte différente")),
+    "XDSNonIdenticalSize": (ErrorClass.PERMANENT, _ALTERED.format(what="taille différente")),
+    "XDSMissingDocument": (
+        ErrorClass.PERMANENT,
+        _SUPPORT.format(what="Un document annoncé manque dans l'envoi."),
+    ),
+    "XDSMissingDocumentMetadata": (
+        ErrorClass.PERMANENT,
+        _SUPPORT.format(what="Un document de l'envoi n'a pas de métadonnées."),
+    ),
+    "XDSDocumentUniqueIdError": (
+        ErrorClass.PERMANENT,
+        _SUPPORT.format(what="L'identifiant du document est refusé par le DMP."),
+    ),
 }
 
 
@@ -90,7 +115,8 @@ def _root_part(content_type: str, body: bytes) -> bytes:
     if not content_type.lower().startswith("multipart/"):
         return body
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
     start = message.get_param("start", header="content-type")
     for part in message.iter_parts():
         if start is None or part.get("Content-ID") == start:
@@ -110,14 +136,19 @@ def parse_answer(http_status: int, content_type: str, body: bytes) -> DmpAnswer:
         code = " ".join(t.strip() for t in fault.findtext(f"{{{SOAP}}}Code", "").split())
         reason = " ".join(fault.findtext(f"{{{SOAP}}}Reason/{{{SOAP}}}Text", "").split())
         return DmpAnswer(http_status, False, fault=f"{code}: {reason}".strip(": "))
-    response = root if root.tag == f"{{{RS}}}RegistryResponse" else root.find(
-        f".//{{{RS}}}RegistryResponse")
+    response = (
+        root
+        if root.tag == f"{{{RS}}}RegistryResponse"
+        else root.find(f".//{{{RS}}}RegistryResponse")
+    )
     if response is None:
         return DmpAnswer(http_status, False, fault="no RegistryResponse in the answer")
     errors = tuple(
         RegistryError(
-            code=e.get("errorCode", ""), context=e.get("codeContext", ""),
-            location=e.get("location", ""), severity=e.get("severity", ""),
+            code=e.get("errorCode", ""),
+            context=e.get("codeContext", ""),
+            location=e.get("location", ""),
+            severity=e.get("severity", ""),
         )
         for e in response.iter(f"{{{RS}}}RegistryError")
     )
@@ -132,23 +163,37 @@ def decide(answer: DmpAnswer) -> Decision:
         return Decision(None, JobState.DONE, "DMP_OK", "Document enregistré dans le DMP.")
     if answer.fault is not None and not answer.errors:
         if answer.http_status >= 500 and "Sender" not in answer.fault:
-            return Decision(ErrorClass.TRANSIENT, JobState.DEFERRED, "DMP_FAULT",
-                            "Le DMP a répondu par une erreur technique ; nouvel essai automatique.")
-        return Decision(ErrorClass.PERMANENT, JobState.DEAD, "DMP_FAULT",
-                        "Le DMP a refusé la requête (erreur SOAP). Détail technique : "
-                        f"{answer.fault[:300]}. Contactez le support de dmp-bridge.")
+            return Decision(
+                ErrorClass.TRANSIENT,
+                JobState.DEFERRED,
+                "DMP_FAULT",
+                "Le DMP a répondu par une erreur technique ; nouvel essai automatique.",
+            )
+        return Decision(
+            ErrorClass.PERMANENT,
+            JobState.DEAD,
+            "DMP_FAULT",
+            "Le DMP a refusé la requête (erreur SOAP). Détail technique : "
+            f"{answer.fault[:300]}. Contactez le support de dmp-bridge.",
+        )
     classes = [IHE_CODES.get(e.code) for e in answer.errors]
     first = answer.errors[0] if answer.errors else RegistryError("DMP_UNKNOWN", "", "", "")
     if any(c is None for c in classes) or not classes:
         detail = f"{first.code} : {first.context}"[:400]
-        return Decision(ErrorClass.PERMANENT, JobState.DEAD, first.code or "DMP_UNKNOWN",
-                        f"Le DMP a refusé le document ({detail}). Corrigez le document ou "
-                        "contactez le support, puis relancez l'envoi.")
+        return Decision(
+            ErrorClass.PERMANENT,
+            JobState.DEAD,
+            first.code or "DMP_UNKNOWN",
+            f"Le DMP a refusé le document ({detail}). Corrigez le document ou "
+            "contactez le support, puis relancez l'envoi.",
+        )
     known = [c for c in classes if c is not None]
     # The most serious class wins: one permanent error makes the whole submission permanent.
-    for wanted, state in ((ErrorClass.PERMANENT, JobState.DEAD),
-                          (ErrorClass.AMBIGUOUS, JobState.AMBIGUOUS),
-                          (ErrorClass.TRANSIENT, JobState.DEFERRED)):
+    for wanted, state in (
+        (ErrorClass.PERMANENT, JobState.DEAD),
+        (ErrorClass.AMBIGUOUS, JobState.AMBIGUOUS),
+        (ErrorClass.TRANSIENT, JobState.DEFERRED),
+    ):
         for error, entry in zip(answer.errors, known, strict=False):
             if entry[0] is wanted:
                 context = f" Détail du DMP : {error.context[:300]}" if error.context else ""
@@ -159,8 +204,16 @@ def decide(answer: DmpAnswer) -> Decision:
 def transport_failure(sent: bool, detail: str) -> Decision:
     """A connection or timeout failure: ambiguous when the request may have reached the DMP."""
     if sent:
-        return Decision(ErrorClass.AMBIGUOUS, JobState.AMBIGUOUS, "DMP_NO_ANSWER",
-                        "Le DMP n'a pas répondu après l'envoi ; vérification avant tout renvoi.")
-    return Decision(ErrorClass.TRANSIENT, JobState.DEFERRED, "DMP_UNREACHABLE",
-                    "Le DMP est injoignable (réseau ou service arrêté) ; nouvel essai automatique. "
-                    f"Détail : {detail[:200]}")
+        return Decision(
+            ErrorClass.AMBIGUOUS,
+            JobState.AMBIGUOUS,
+            "DMP_NO_ANSWER",
+            "Le DMP n'a pas répondu après l'envoi ; vérification avant tout renvoi.",
+        )
+    return Decision(
+        ErrorClass.TRANSIENT,
+        JobState.DEFERRED,
+        "DMP_UNREACHABLE",
+        "Le DMP est injoignable (réseau ou service arrêté) ; nouvel essai automatique. "
+        f"Détail : {detail[:200]}",
+    )

@@ -17,14 +17,20 @@ SUCCESS = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success"
 def get_documents_by_unique_id(unique_id: str) -> etree._Element:
     """`query:AdhocQueryRequest` GetDocuments($XDSDocumentEntryUniqueId) returning LeafClass."""
     rim = f"{{{ids.NS_RIM}}}"
-    request = etree.Element(f"{{{NS_QUERY}}}AdhocQueryRequest",
-                            nsmap={"query": NS_QUERY, "rim": ids.NS_RIM})
-    etree.SubElement(request, f"{{{NS_QUERY}}}ResponseOption",
-                     returnComposedObjects="true", returnType="LeafClass")
+    request = etree.Element(
+        f"{{{NS_QUERY}}}AdhocQueryRequest", nsmap={"query": NS_QUERY, "rim": ids.NS_RIM}
+    )
+    etree.SubElement(
+        request,
+        f"{{{NS_QUERY}}}ResponseOption",
+        returnComposedObjects="true",
+        returnType="LeafClass",
+    )
     query = etree.SubElement(request, rim + "AdhocQuery", id=GET_DOCUMENTS)
     slot = etree.SubElement(query, rim + "Slot", name="$XDSDocumentEntryUniqueId")
-    etree.SubElement(etree.SubElement(slot, rim + "ValueList"), rim + "Value").text = (
-        f"('{unique_id}')")
+    etree.SubElement(
+        etree.SubElement(slot, rim + "ValueList"), rim + "Value"
+    ).text = f"('{unique_id}')"
     return request
 
 
@@ -47,18 +53,32 @@ class QueryAnswer:
 
 def read_query_response(root: etree._Element) -> QueryAnswer:
     """Read an AdhocQueryResponse (or the envelope around it)."""
-    response = root if root.tag == f"{{{NS_QUERY}}}AdhocQueryResponse" else root.find(
-        f".//{{{NS_QUERY}}}AdhocQueryResponse")
+    response = (
+        root
+        if root.tag == f"{{{NS_QUERY}}}AdhocQueryResponse"
+        else root.find(f".//{{{NS_QUERY}}}AdhocQueryResponse")
+    )
     if response is None or response.get("status") != SUCCESS:
         return QueryAnswer(False, ())
     rim = f"{{{ids.NS_RIM}}}"
     found = []
     for entry in response.iter(rim + "ExtrinsicObject"):
-        slots = {s.get("name"): s.findtext(f"{rim}ValueList/{rim}Value", "")
-                 for s in entry.findall(rim + "Slot")}
-        unique_id = next((e.get("value", "") for e in entry.findall(rim + "ExternalIdentifier")
-                          if e.get("identificationScheme") == ids.DE_UNIQUE_ID), "")
+        slots = {
+            s.get("name"): s.findtext(f"{rim}ValueList/{rim}Value", "")
+            for s in entry.findall(rim + "Slot")
+        }
+        unique_id = next(
+            (
+                e.get("value", "")
+                for e in entry.findall(rim + "ExternalIdentifier")
+                if e.get("identificationScheme") == ids.DE_UNIQUE_ID
+            ),
+            "",
+        )
         size = slots.get("size") or ""
-        found.append(FoundDocument(unique_id, (slots.get("hash") or "").lower(),
-                                   int(size) if size.isdigit() else None))
+        found.append(
+            FoundDocument(
+                unique_id, (slots.get("hash") or "").lower(), int(size) if size.isdigit() else None
+            )
+        )
     return QueryAnswer(True, tuple(found))

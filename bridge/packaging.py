@@ -61,12 +61,16 @@ class Package:
 
     def to_bytes(self) -> bytes:
         """Serialized for the store: exactly what will be resent."""
-        return json.dumps({
-            "document_unique_id": self.document_unique_id,
-            "submission_unique_id": self.submission_unique_id,
-            "body": base64.b64encode(etree.tostring(self.body)).decode("ascii"),
-            "parts": [[cid, base64.b64encode(data).decode("ascii")] for cid, data in self.parts],
-        }).encode("utf-8")
+        return json.dumps(
+            {
+                "document_unique_id": self.document_unique_id,
+                "submission_unique_id": self.submission_unique_id,
+                "body": base64.b64encode(etree.tostring(self.body)).decode("ascii"),
+                "parts": [
+                    [cid, base64.b64encode(data).decode("ascii")] for cid, data in self.parts
+                ],
+            }
+        ).encode("utf-8")
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Package:
@@ -87,7 +91,8 @@ def check_identity(request: DocumentRequest) -> None:
             f"L'identité du patient n'est pas qualifiée (statut {status.value}). Qualifiez-la "
             "dans le logiciel (vérification d'une pièce d'identité et appel au téléservice INSi), "
             "puis réexportez le document ; il est conservé en attente d'ici là.",
-            code="IDENTITY_NOT_QUALIFIED", event="identity_not_qualified",
+            code="IDENTITY_NOT_QUALIFIED",
+            event="identity_not_qualified",
         )
 
 
@@ -118,8 +123,12 @@ def build_package(
         pdf=pdf,
     )
     cda = build_cda(clinical)
-    document = PackagedDocument(entry_id="Document01", content_id=f"doc-{ids.document}@dmp-bridge",
-                                cda=cda, clinical=clinical)
+    document = PackagedDocument(
+        entry_id="Document01",
+        content_id=f"doc-{ids.document}@dmp-bridge",
+        cda=cda,
+        clinical=clinical,
+    )
     submission_uid = oid_from_uuid(ids.submission)
     unsigned = build_unsigned_xades(
         submission_unique_id=submission_uid,
@@ -128,9 +137,12 @@ def build_package(
         signing_time=now,
     )
     signature_xml = unsigned.complete(sign(unsigned.signed_info_c14n()))
-    signature = SignatureDocument(entry_id="Signature01",
-                                  content_id=f"sig-{ids.signature}@dmp-bridge",
-                                  unique_id=oid_from_uuid(ids.signature), xml=signature_xml)
+    signature = SignatureDocument(
+        entry_id="Signature01",
+        content_id=f"sig-{ids.signature}@dmp-bridge",
+        unique_id=oid_from_uuid(ids.signature),
+        xml=signature_xml,
+    )
     submission = Submission(
         unique_id=submission_uid,
         source_id=source_id,

@@ -67,7 +67,9 @@ class AuthorIn(_Strict):
     profession: str
     specialty: str | None = None
     structure_id: Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{5,30}$")]
-    structure_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+    structure_name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)
+    ]
     sector: str = "SA07"
 
 
@@ -89,41 +91,63 @@ class DocumentRequest:
 
 
 _FIELD_FR = {
-    "patient": "patient", "document": "document", "author": "auteur",
-    "ins": "INS", "ins_oid": "OID de l'INS", "identity_status": "statut de l'identité",
-    "birth_family_name": "nom de naissance", "given_names": "prénoms",
-    "used_family_name": "nom utilisé", "birth_date": "date de naissance", "sex": "sexe",
-    "birthplace_code": "code du lieu de naissance", "kind": "type de document",
-    "title": "titre", "date": "date du document", "rpps": "RPPS", "family_name": "nom",
-    "given_name": "prénom", "profession": "profession", "specialty": "spécialité",
-    "structure_id": "identifiant de la structure", "structure_name": "nom de la structure",
+    "patient": "patient",
+    "document": "document",
+    "author": "auteur",
+    "ins": "INS",
+    "ins_oid": "OID de l'INS",
+    "identity_status": "statut de l'identité",
+    "birth_family_name": "nom de naissance",
+    "given_names": "prénoms",
+    "used_family_name": "nom utilisé",
+    "birth_date": "date de naissance",
+    "sex": "sexe",
+    "birthplace_code": "code du lieu de naissance",
+    "kind": "type de document",
+    "title": "titre",
+    "date": "date du document",
+    "rpps": "RPPS",
+    "family_name": "nom",
+    "given_name": "prénom",
+    "profession": "profession",
+    "specialty": "spécialité",
+    "structure_id": "identifiant de la structure",
+    "structure_name": "nom de la structure",
     "sector": "secteur d'activité",
+}
+
+
+# What to say for each kind of pydantic problem (the key and its French label come first).
+_PROBLEMS_FR = {
+    "missing": "est manquant : ajoutez-le",
+    "string_pattern_mismatch": "n'a pas le format attendu",
+    "string_too_short": "est vide : renseignez-le",
+    "too_short": "est vide : renseignez-le",
+    "string_too_long": "est trop long",
+    "too_long": "est trop long",
+    "string_type": "n'a pas le bon type de valeur",
+    "list_type": "doit être une liste",
+    "dict_type": "doit être un objet JSON",
+    "model_type": "doit être un objet JSON",
 }
 
 
 def _problem_fr(error: dict[str, object]) -> str:
     loc = error.get("loc", ())
-    path = ".".join(str(p) for p in loc) if isinstance(loc, tuple) else str(loc)
-    label = " ".join(_FIELD_FR.get(str(p), str(p)) for p in (loc if isinstance(loc, tuple) else ()))
+    parts = loc if isinstance(loc, tuple) else (loc,)
+    path = ".".join(str(p) for p in parts)
+    label = " ".join(_FIELD_FR.get(str(p), str(p)) for p in parts)
     kind = str(error.get("type", ""))
-    if kind == "missing":
-        return f"« {path} » ({label}) est manquant : ajoutez-le"
     if kind == "extra_forbidden":
         return f"« {path} » n'est pas une clé connue : vérifiez son orthographe ou retirez-la"
-    if kind.startswith("date") or kind.startswith("datetime"):
-        return f"« {path} » ({label}) n'est pas une date valide : format attendu AAAA-MM-JJ"
     if kind == "literal_error":
         expected = str(error.get("msg", "")).replace("Input should be", "valeurs permises :")
-        return f"« {path} » ({label}) a une valeur inattendue ; {expected.replace(' or ', ' ou ')}"
-    if kind == "string_pattern_mismatch":
-        return f"« {path} » ({label}) n'a pas le format attendu"
-    if kind in ("string_too_short", "too_short"):
-        return f"« {path} » ({label}) est vide : renseignez-le"
-    if kind in ("string_too_long", "too_long"):
-        return f"« {path} » ({label}) est trop long"
-    if kind in ("string_type", "list_type", "dict_type", "model_type"):
-        return f"« {path} » ({label}) n'a pas le bon type de valeur"
-    return f"« {path} » ({label}) est invalide"
+        detail = f"a une valeur inattendue ; {expected.replace(' or ', ' ou ')}"
+    elif kind.startswith(("date", "datetime")):
+        detail = "n'est pas une date valide : format attendu AAAA-MM-JJ"
+    else:
+        detail = _PROBLEMS_FR.get(kind, "est invalide")
+    return f"« {path} » ({label}) {detail}"
 
 
 def _reject(message: str, code: str, event: str) -> IntakeRejected:
@@ -133,23 +157,34 @@ def _reject(message: str, code: str, event: str) -> IntakeRejected:
 def parse_sidecar(data: bytes, *, file_name: str) -> DocumentRequest:
     """Turn sidecar bytes into a DocumentRequest, or raise a rejection that says what to fix."""
     if len(data) > MAX_SIDECAR_BYTES:
-        raise _reject(f"Le fichier {file_name} est trop grand pour une fiche de métadonnées.",
-                      "SIDECAR_TOO_LARGE", "sidecar_too_large")
+        raise _reject(
+            f"Le fichier {file_name} est trop grand pour une fiche de métadonnées.",
+            "SIDECAR_TOO_LARGE",
+            "sidecar_too_large",
+        )
     try:
         raw = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = f" (ligne {exc.lineno}, colonne {exc.colno})" if isinstance(
-            exc, json.JSONDecodeError) else ""
+        where = (
+            f" (ligne {exc.lineno}, colonne {exc.colno})"
+            if isinstance(exc, json.JSONDecodeError)
+            else ""
+        )
         raise _reject(
             f"Le fichier {file_name} n'est pas un JSON valide en UTF-8{where}. "
             "Corrigez-le ou réexportez-le depuis le logiciel.",
-            "SIDECAR_JSON", "sidecar_json_invalid") from None
+            "SIDECAR_JSON",
+            "sidecar_json_invalid",
+        ) from None
     try:
         sidecar = SidecarIn.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(_problem_fr(dict(e)) for e in exc.errors()[:5])
-        raise _reject(f"Le fichier {file_name} est incomplet ou invalide : {problems}.",
-                      "SIDECAR_INVALID", "sidecar_invalid") from None
+        raise _reject(
+            f"Le fichier {file_name} est incomplet ou invalide : {problems}.",
+            "SIDECAR_INVALID",
+            "sidecar_invalid",
+        ) from None
     return _to_request(sidecar, file_name)
 
 
@@ -158,26 +193,43 @@ def _to_request(s: SidecarIn, file_name: str) -> DocumentRequest:
     kind = s.document.kind.strip().lower()
     if kind not in DOCUMENT_KINDS:
         known = ", ".join(sorted(DOCUMENT_KINDS))
-        raise _reject(f"Le type de document « {s.document.kind} » de {file_name} n'est pas "
-                      f"connu. Types possibles : {known}.", "KIND_UNKNOWN", "document_kind_unknown")
+        raise _reject(
+            f"Le type de document « {s.document.kind} » de {file_name} n'est pas "
+            f"connu. Types possibles : {known}.",
+            "KIND_UNKNOWN",
+            "document_kind_unknown",
+        )
     if s.document.date.tzinfo is None:
-        raise _reject(f"La date du document dans {file_name} doit préciser le fuseau horaire "
-                      "(par exemple 2026-11-21T09:30:00+01:00).", "DATE_NO_TZ", "date_without_tz")
+        raise _reject(
+            f"La date du document dans {file_name} doit préciser le fuseau horaire "
+            "(par exemple 2026-11-21T09:30:00+01:00).",
+            "DATE_NO_TZ",
+            "date_without_tz",
+        )
     profession = PROFESSIONS.get(s.author.profession)
     if profession is None:
-        raise _reject(f"La profession « {s.author.profession} » de l'auteur dans {file_name} "
-                      "n'est pas reconnue (codes TRE_G15 : 10 médecin, 21 pharmacien, "
-                      "60 infirmier, 70 masseur-kinésithérapeute…).",
-                      "PROFESSION_UNKNOWN", "profession_unknown")
+        raise _reject(
+            f"La profession « {s.author.profession} » de l'auteur dans {file_name} "
+            "n'est pas reconnue (codes TRE_G15 : 10 médecin, 21 pharmacien, "
+            "60 infirmier, 70 masseur-kinésithérapeute…).",
+            "PROFESSION_UNKNOWN",
+            "profession_unknown",
+        )
     specialty = s.author.specialty or profession.default_specialty
     if specialty not in profession.specialties:
-        raise _reject(f"La spécialité « {specialty} » ne correspond pas à la profession "
-                      f"{profession.label_fr} dans {file_name}.",
-                      "SPECIALTY_UNKNOWN", "specialty_unknown")
+        raise _reject(
+            f"La spécialité « {specialty} » ne correspond pas à la profession "
+            f"{profession.label_fr} dans {file_name}.",
+            "SPECIALTY_UNKNOWN",
+            "specialty_unknown",
+        )
     if s.author.sector not in SECTORS:
-        raise _reject(f"Le secteur d'activité « {s.author.sector} » dans {file_name} n'est pas "
-                      f"reconnu (attendus : {', '.join(SECTORS)}).",
-                      "SECTOR_UNKNOWN", "sector_unknown")
+        raise _reject(
+            f"Le secteur d'activité « {s.author.sector} » dans {file_name} n'est pas "
+            f"reconnu (attendus : {', '.join(SECTORS)}).",
+            "SECTOR_UNKNOWN",
+            "sector_unknown",
+        )
     patient = Patient(
         ins=ins,
         identity_status=IdentityStatus(s.patient.identity_status),
@@ -199,5 +251,6 @@ def _to_request(s: SidecarIn, file_name: str) -> DocumentRequest:
         structure_name=s.author.structure_name,
         sector_code=s.author.sector,
     )
-    return DocumentRequest(patient=patient, author=author, kind=kind,
-                           title=s.document.title, date=s.document.date)
+    return DocumentRequest(
+        patient=patient, author=author, kind=kind, title=s.document.title, date=s.document.date
+    )

@@ -19,8 +19,9 @@ ACTION_ITI41 = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"
 ACTION_ITI18 = "urn:ihe:iti:2007:RegistryStoredQuery"
 
 
-def build_envelope(*, action: str, to: str, message_id: str,
-                   assertion: etree._Element | None, body: etree._Element) -> etree._Element:
+def build_envelope(
+    *, action: str, to: str, message_id: str, assertion: etree._Element | None, body: etree._Element
+) -> etree._Element:
     """`soap:Envelope` with wsa:MessageID/To/Action and the signed VIHF in wsse:Security."""
     envelope = etree.Element(f"{{{SOAP}}}Envelope", nsmap={"soap": SOAP, "wsa": WSA})
     header = etree.SubElement(envelope, f"{{{SOAP}}}Header")
@@ -58,8 +59,14 @@ def xop_href(content_id: str) -> str:
     return "cid:" + quote(content_id, safe="@.-_")
 
 
-def mtom(envelope: etree._Element, action: str, *, boundary: str, root_id: str,
-         parts: Sequence[tuple[str, bytes]]) -> HttpRequestBody:
+def mtom(
+    envelope: etree._Element,
+    action: str,
+    *,
+    boundary: str,
+    root_id: str,
+    parts: Sequence[tuple[str, bytes]],
+) -> HttpRequestBody:
     """A multipart/related XOP package: the envelope first, then one binary part per document.
 
     `boundary` must not occur in any part; the caller derives it from a fresh uuid, which makes a
@@ -75,9 +82,12 @@ def mtom(envelope: etree._Element, action: str, *, boundary: str, root_id: str,
         f"Content-ID: <{root_id}>\r\n\r\n"
     )
     for headers, data in [(root_headers, soap_bytes)] + [
-        ("Content-Type: application/octet-stream\r\n"
-         "Content-Transfer-Encoding: binary\r\n"
-         f"Content-ID: <{cid}>\r\n\r\n", data)
+        (
+            "Content-Type: application/octet-stream\r\n"
+            "Content-Transfer-Encoding: binary\r\n"
+            f"Content-ID: <{cid}>\r\n\r\n",
+            data,
+        )
         for cid, data in parts
     ]:
         if marker in data:

@@ -23,8 +23,12 @@ OID_CNOP_SECTION = "1.2.250.1.71.4.2.6"  # TRE_G05, second role of pharmaciens
 VIHF_VERSION = "3.0"  # every known implementation sends 3.0 (spec §2.3, §7.1)
 
 PROFESSION_DISPLAY = {
-    "10": "Médecin", "21": "Pharmacien", "40": "Chirurgien-Dentiste", "50": "Sage-Femme",
-    "60": "Infirmier", "70": "Masseur-Kinésithérapeute",
+    "10": "Médecin",
+    "21": "Pharmacien",
+    "40": "Chirurgien-Dentiste",
+    "50": "Sage-Femme",
+    "60": "Infirmier",
+    "70": "Masseur-Kinésithérapeute",
 }
 
 
@@ -98,18 +102,28 @@ def build_vihf(req: VihfRequest) -> etree._Element:
     """The unsigned assertion, with a `ds:Signature Id="placeholder"` after `Issuer`."""
     saml = f"{{{SAML}}}"
     root = etree.Element(
-        saml + "Assertion", nsmap={"saml2": SAML, "xsi": XSI, "hl7": HL7},
-        ID=req.assertion_id, IssueInstant=_instant(req.issue_instant), Version="2.0",
+        saml + "Assertion",
+        nsmap={"saml2": SAML, "xsi": XSI, "hl7": HL7},
+        ID=req.assertion_id,
+        IssueInstant=_instant(req.issue_instant),
+        Version="2.0",
     )
-    issuer = etree.SubElement(root, saml + "Issuer",
-                              Format="urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName")
+    issuer = etree.SubElement(
+        root, saml + "Issuer", Format="urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName"
+    )
     issuer.text = req.issuer_dn
     etree.SubElement(root, f"{{{DS}}}Signature", nsmap={"ds": DS}, Id="placeholder")
     subject = etree.SubElement(root, saml + "Subject")
     etree.SubElement(subject, saml + "NameID").text = req.author.ps_idnat
-    etree.SubElement(root, saml + "Conditions", NotBefore=_instant(req.issue_instant),
-                     NotOnOrAfter=_instant(req.issue_instant + req.validity))
-    authn = etree.SubElement(root, saml + "AuthnStatement", AuthnInstant=_instant(req.issue_instant))
+    etree.SubElement(
+        root,
+        saml + "Conditions",
+        NotBefore=_instant(req.issue_instant),
+        NotOnOrAfter=_instant(req.issue_instant + req.validity),
+    )
+    authn = etree.SubElement(
+        root, saml + "AuthnStatement", AuthnInstant=_instant(req.issue_instant)
+    )
     context = etree.SubElement(authn, saml + "AuthnContext")
     etree.SubElement(context, saml + "AuthnContextClassRef").text = (
         "urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI"
@@ -123,12 +137,15 @@ def build_vihf(req: VihfRequest) -> etree._Element:
         for value in values:
             etree.SubElement(attr, saml + "AttributeValue").text = value
 
-    def coded(name: str, tag: str, codes: list[tuple[str, str, str]], system_name: str = "") -> None:
+    def coded(
+        name: str, tag: str, codes: list[tuple[str, str, str]], system_name: str = ""
+    ) -> None:
         attr = etree.SubElement(statement, saml + "Attribute", Name=name)
         for code, display, system in codes:
             value = etree.SubElement(attr, saml + "AttributeValue")
-            element = etree.SubElement(value, f"{{{HL7}}}{tag}", code=code, codeSystem=system,
-                                       displayName=display)
+            element = etree.SubElement(
+                value, f"{{{HL7}}}{tag}", code=code, codeSystem=system, displayName=display
+            )
             if system_name:
                 element.set("codeSystemName", system_name)
             element.set(f"{{{XSI}}}type", "hl7:CE")
@@ -138,18 +155,27 @@ def build_vihf(req: VihfRequest) -> etree._Element:
     attribute("Authentification_Mode", req.auth_mode.value)
     attribute("Identifiant_Structure", author.structure_id)
     attribute("Secteur_Activite", f"{author.sector_code}^1.2.250.1.71.4.2.4")
-    attribute("urn:oasis:names:tc:xspa:1.0:subject:subject-id",
-              f"{author.given_name} {author.family_name}")
-    roles = [(author.profession_code,
-              PROFESSION_DISPLAY.get(author.profession_code, author.profession_code),
-              OID_PROFESSION)]
+    attribute(
+        "urn:oasis:names:tc:xspa:1.0:subject:subject-id",
+        f"{author.given_name} {author.family_name}",
+    )
+    roles = [
+        (
+            author.profession_code,
+            PROFESSION_DISPLAY.get(author.profession_code, author.profession_code),
+            OID_PROFESSION,
+        )
+    ]
     extra = second_role(author)
     if extra is not None:
         roles.append(extra)
     coded("urn:oasis:names:tc:xacml:2.0:subject:role", "Role", roles)
-    coded("urn:oasis:names:tc:xspa:1.0:subject:purposeofuse", "PurposeOfUse",
-          [(req.access_mode.value, req.access_mode.display, OID_ACCESS_MODE)],
-          system_name="mode acces VIHF 1.0")
+    coded(
+        "urn:oasis:names:tc:xspa:1.0:subject:purposeofuse",
+        "PurposeOfUse",
+        [(req.access_mode.value, req.access_mode.display, OID_ACCESS_MODE)],
+        system_name="mode acces VIHF 1.0",
+    )
     attribute("urn:oasis:names:tc:xacml:2.0:resource:resource-id", req.patient.cx())
     attribute("Ressource_URN", "urn:dmp")
     attribute("LPS_ID", req.software.installation_id)

@@ -61,8 +61,9 @@ def _c14n(element: etree._Element) -> bytes:
     return bytes(etree.tostring(element, method="c14n", exclusive=False, with_comments=False))
 
 
-def _reference(parent: etree._Element, uri: str, digest: str, ref_type: str | None,
-               transform: bool) -> etree._Element:
+def _reference(
+    parent: etree._Element, uri: str, digest: str, ref_type: str | None, transform: bool
+) -> etree._Element:
     ref = etree.SubElement(parent, _ds("Reference"), URI=uri)
     if ref_type:
         ref.set("Type", ref_type)
@@ -112,35 +113,42 @@ def build_unsigned_xades(
     key_info = etree.SubElement(root, _ds("KeyInfo"))
     x509_data = etree.SubElement(key_info, _ds("X509Data"))
     etree.SubElement(x509_data, _ds("X509Certificate")).text = base64.b64encode(
-        certificate.der).decode("ascii")
+        certificate.der
+    ).decode("ascii")
 
     manifest_object = etree.SubElement(root, _ds("Object"))
     manifest = etree.SubElement(manifest_object, _ds("Manifest"), Id=MANIFEST_ID)
     # What the DMP checks on the submission-set reference is not public; we put the digest of its
     # uniqueId text, so the value is meaningful and reproducible rather than a dummy.
-    _reference(manifest, f"urn:oid:{submission_unique_id}",
-               _b64_sha256(submission_unique_id.encode("ascii")), None, transform=False)
+    _reference(
+        manifest,
+        f"urn:oid:{submission_unique_id}",
+        _b64_sha256(submission_unique_id.encode("ascii")),
+        None,
+        transform=False,
+    )
     for unique_id, content in documents:
         _reference(manifest, f"urn:oid:{unique_id}", _b64_sha256(content), None, transform=False)
 
     qp_object = etree.SubElement(root, _ds("Object"))
-    qualifying = etree.SubElement(qp_object, _xades("QualifyingProperties"),
-                                  nsmap={"xades": XADES}, Target=f"#{SIGNATURE_ID}")
-    signed_props = etree.SubElement(qualifying, _xades("SignedProperties"),
-                                    Id=SIGNED_PROPERTIES_ID)
+    qualifying = etree.SubElement(
+        qp_object, _xades("QualifyingProperties"), nsmap={"xades": XADES}, Target=f"#{SIGNATURE_ID}"
+    )
+    signed_props = etree.SubElement(qualifying, _xades("SignedProperties"), Id=SIGNED_PROPERTIES_ID)
     sig_props = etree.SubElement(signed_props, _xades("SignedSignatureProperties"))
-    etree.SubElement(sig_props, _xades("SigningTime")).text = (
-        signing_time.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    cert = etree.SubElement(etree.SubElement(sig_props, _xades("SigningCertificate")),
-                            _xades("Cert"))
+    etree.SubElement(sig_props, _xades("SigningTime")).text = signing_time.astimezone(
+        dt.UTC
+    ).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cert = etree.SubElement(
+        etree.SubElement(sig_props, _xades("SigningCertificate")), _xades("Cert")
+    )
     cert_digest = etree.SubElement(cert, _xades("CertDigest"))
     # XAdES 1.1.1 puts CertDigest's children in its own namespace (1.3.2 moved them to ds:).
     etree.SubElement(cert_digest, _xades("DigestMethod"), Algorithm=SHA256)
     etree.SubElement(cert_digest, _xades("DigestValue")).text = _b64_sha256(certificate.der)
     issuer_serial = etree.SubElement(cert, _xades("IssuerSerial"))
     etree.SubElement(issuer_serial, _ds("X509IssuerName")).text = certificate.issuer_name
-    etree.SubElement(issuer_serial, _ds("X509SerialNumber")).text = str(
-        certificate.serial_number)
+    etree.SubElement(issuer_serial, _ds("X509SerialNumber")).text = str(certificate.serial_number)
     policy = etree.SubElement(sig_props, _xades("SignaturePolicyIdentifier"))
     etree.SubElement(policy, _xades("SignaturePolicyImplied"))
     # The purpose of the signature ("Source", ASTM E1762) as XAdES says it. DRIMbox writes it as
@@ -148,14 +156,21 @@ def build_unsigned_xades(
     # only); the signed CommitmentTypeIndication is the schema-valid IHE DSG form.
     data_props = etree.SubElement(signed_props, _xades("SignedDataObjectProperties"))
     commitment = etree.SubElement(data_props, _xades("CommitmentTypeIndication"))
-    etree.SubElement(etree.SubElement(commitment, _xades("CommitmentTypeId")),
-                     _xades("Identifier")).text = f"urn:oid:{PURPOSE_SOURCE}"
+    etree.SubElement(
+        etree.SubElement(commitment, _xades("CommitmentTypeId")), _xades("Identifier")
+    ).text = f"urn:oid:{PURPOSE_SOURCE}"
     etree.SubElement(commitment, _xades("AllSignedDataObjects"))
 
     # Digests last: the referenced elements are final now, and c14n of a subtree renders the
     # namespaces in scope exactly as a verifier will see them in the sent document.
-    _reference(signed_info, f"#{MANIFEST_ID}", _b64_sha256(_c14n(manifest)), MANIFEST_TYPE,
-               transform=True)
-    _reference(signed_info, f"#{SIGNED_PROPERTIES_ID}", _b64_sha256(_c14n(signed_props)),
-               SIGNED_PROPERTIES_TYPE, transform=True)
+    _reference(
+        signed_info, f"#{MANIFEST_ID}", _b64_sha256(_c14n(manifest)), MANIFEST_TYPE, transform=True
+    )
+    _reference(
+        signed_info,
+        f"#{SIGNED_PROPERTIES_ID}",
+        _b64_sha256(_c14n(signed_props)),
+        SIGNED_PROPERTIES_TYPE,
+        transform=True,
+    )
     return UnsignedXades(root)

@@ -38,8 +38,9 @@ class TransportError(Exception):
 class DmpClient:
     """A pooled HTTPS session with mutual TLS, bound to one base URL."""
 
-    def __init__(self, base_url: str, ssl_context: ssl.SSLContext, *,
-                 timeout_seconds: float = 60.0) -> None:
+    def __init__(
+        self, base_url: str, ssl_context: ssl.SSLContext, *, timeout_seconds: float = 60.0
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._ssl = ssl_context
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds, connect=15)
@@ -64,10 +65,12 @@ class DmpClient:
         """POST the request; raise TransportError when no complete answer came back."""
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                timeout=self._timeout, connector=aiohttp.TCPConnector(ssl=self._ssl, limit=4))
+                timeout=self._timeout, connector=aiohttp.TCPConnector(ssl=self._ssl, limit=4)
+            )
         try:
             async with self._session.post(
-                self.url(service), data=request.body,
+                self.url(service),
+                data=request.body,
                 headers={"Content-Type": request.content_type},
             ) as response:
                 body = await response.content.read(MAX_ANSWER_BYTES + 1)

@@ -115,9 +115,15 @@ def _fsync_dir(folder: Path) -> None:
 class FolderIntake:
     """Watches one export folder and turns complete pairs into queued jobs."""
 
-    def __init__(self, inbox: Path, enqueue: EnqueueFn, *, stability: dt.timedelta,
-                 rescan_interval: float = 2.0,
-                 on_outcome: Callable[[Outcome], None] | None = None) -> None:
+    def __init__(
+        self,
+        inbox: Path,
+        enqueue: EnqueueFn,
+        *,
+        stability: dt.timedelta,
+        rescan_interval: float = 2.0,
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> None:
         self.layout = FolderLayout(inbox)
         self._enqueue = enqueue
         self._stability = stability
@@ -191,40 +197,56 @@ class FolderIntake:
             del self._seen[gone]
         return outcomes
 
-    async def _consider(self, stem: str, files: dict[str, Path],
-                        now: dt.datetime) -> Outcome | None:
+    async def _consider(
+        self, stem: str, files: dict[str, Path], now: dt.datetime
+    ) -> Outcome | None:
         pdf, sidecar = files.get(".pdf"), files.get(".json")
         unknown = [p for s, p in files.items() if s not in (".pdf", ".json")]
         if unknown and pdf is None and sidecar is None:
             return self._quarantine_unclaimed(
-                unknown, "FILE_UNSUPPORTED",
+                unknown,
+                "FILE_UNSUPPORTED",
                 f"Le fichier {unknown[0].name} n'est pas d'un format pris en charge dans ce "
-                "dossier : déposez un PDF accompagné de sa fiche JSON du même nom.")
+                "dossier : déposez un PDF accompagné de sa fiche JSON du même nom.",
+            )
         if pdf is None or sidecar is None:
-            first_seen = self._seen.get(stem, ((0, 0), (0, 0), now))[2]
-            self._seen[stem] = ((0, 0), (0, 0), first_seen)
-            if now - first_seen >= ORPHAN_AFTER:
-                lonely = pdf or sidecar
-                assert lonely is not None
-                missing = "la fiche JSON" if sidecar is None else "le PDF"
-                return self._quarantine_unclaimed(
-                    [lonely], "PAIR_INCOMPLETE",
-                    f"{lonely.name} attend depuis plus de 10 minutes sans {missing} du même nom. "
-                    f"Déposez {missing} ({stem}{'.json' if sidecar is None else '.pdf'}), puis "
-                    "remettez les deux fichiers dans le dossier d'entrée.")
+            return self._consider_incomplete(stem, pdf, sidecar, now)
+        if not self._is_stable(stem, pdf, sidecar, now):
             return None
+        return await self._take(stem, pdf, sidecar)
+
+    def _consider_incomplete(
+        self, stem: str, pdf: Path | None, sidecar: Path | None, now: dt.datetime
+    ) -> Outcome | None:
+        """Half a pair waits for its other half, and is reported if it never comes."""
+        first_seen = self._seen.get(stem, ((0, 0), (0, 0), now))[2]
+        self._seen[stem] = ((0, 0), (0, 0), first_seen)
+        lonely = pdf or sidecar
+        if lonely is None or now - first_seen < ORPHAN_AFTER:
+            return None
+        missing = "la fiche JSON" if sidecar is None else "le PDF"
+        return self._quarantine_unclaimed(
+            [lonely],
+            "PAIR_INCOMPLETE",
+            f"{lonely.name} attend depuis plus de 10 minutes sans {missing} du même nom. "
+            f"Déposez {missing} ({stem}{'.json' if sidecar is None else '.pdf'}), puis "
+            "remettez les deux fichiers dans le dossier d'entrée.",
+        )
+
+    def _is_stable(self, stem: str, pdf: Path, sidecar: Path, now: dt.datetime) -> bool:
+        """True once both files kept the same size and mtime for the stability window."""
         sig_pdf, sig_json = _signature(pdf), _signature(sidecar)
         if sig_pdf is None or sig_json is None:
-            return None
+            return False
         previous = self._seen.get(stem)
         if previous is None or previous[0] != sig_pdf or previous[1] != sig_json:
             self._seen[stem] = (sig_pdf, sig_json, now)
             if self._stability > dt.timedelta(0):
-                return None
+                return False
         elif now - previous[2] < self._stability:
-            return None
+            return False
         del self._seen[stem]
-        return await self._take(stem, pdf, sidecar)
+        return True
 
     # -- claiming and processing -----------------------------------------------------------
     async def _take(self, stem: str, pdf: Path, sidecar: Path) -> Outcome | None:
@@ -276,12 +298,20 @@ class FolderIntake:
         except BridgeError as exc:
             return self._quarantine([pdf, sidecar], stem, exc)
         key = hashlib.sha256(
-            b"folder\0" + pdf.name.encode("utf-8") + b"\0"
-            + hashlib.sha256(pdf_bytes).digest() + hashlib.sha256(sidecar_bytes).digest()
+            b"folder\0"
+            + pdf.name.encode("utf-8")
+            + b"\0"
+            + hashlib.sha256(pdf_bytes).digest()
+            + hashlib.sha256(sidecar_bytes).digest()
         ).hexdigest()
-        intake = Intake(channel="folder", source_ref=pdf.name, idempotency_key=key,
-                        payload=pdf_bytes, metadata=sidecar_bytes,
-                        received_at=dt.datetime.now(dt.UTC))
+        intake = Intake(
+            channel="folder",
+            source_ref=pdf.name,
+            idempotency_key=key,
+            payload=pdf_bytes,
+            metadata=sidecar_bytes,
+            received_at=dt.datetime.now(dt.UTC),
+        )
         try:
             job, created = await self._enqueue(intake)
         except Exception as exc:  # the store could not commit: leave the files for a retry

@@ -29,10 +29,15 @@ from bridge.errors import BridgeError
 from bridge.xades import SigningCertificate
 
 _DN_LABELS = {
-    NameOID.COUNTRY_NAME: "C", NameOID.STATE_OR_PROVINCE_NAME: "ST",
-    NameOID.LOCALITY_NAME: "L", NameOID.ORGANIZATION_NAME: "O",
-    NameOID.ORGANIZATIONAL_UNIT_NAME: "OU", NameOID.COMMON_NAME: "CN",
-    NameOID.GIVEN_NAME: "GN", NameOID.SURNAME: "SN", NameOID.TITLE: "title",
+    NameOID.COUNTRY_NAME: "C",
+    NameOID.STATE_OR_PROVINCE_NAME: "ST",
+    NameOID.LOCALITY_NAME: "L",
+    NameOID.ORGANIZATION_NAME: "O",
+    NameOID.ORGANIZATIONAL_UNIT_NAME: "OU",
+    NameOID.COMMON_NAME: "CN",
+    NameOID.GIVEN_NAME: "GN",
+    NameOID.SURNAME: "SN",
+    NameOID.TITLE: "title",
 }
 
 
@@ -47,7 +52,8 @@ def subject_dn(cert: x509.Certificate) -> str:
     """The DN as the VIHF Issuer shows it: 'C=FR, O=…, OU=…, CN=…' in certificate order."""
     return ", ".join(
         f"{_DN_LABELS.get(attr.oid, attr.oid.dotted_string)}={attr.value!s}"
-        for rdn in cert.subject.rdns for attr in rdn
+        for rdn in cert.subject.rdns
+        for attr in rdn
     )
 
 
@@ -67,27 +73,31 @@ def _load_pair(cert_path: Path, key_path: Path, role: str) -> _KeyPair:
         raise CredentialsError(
             f"Le certificat {role} ({cert_path.name}) ou sa clé est illisible : {exc}. "
             "Vérifiez les chemins dans la configuration, ou régénérez les certificats de test "
-            "avec « dmp-bridge init --test-pki ».") from None
+            "avec « dmp-bridge init --test-pki »."
+        ) from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise CredentialsError(f"La clé du certificat {role} n'est pas une clé RSA.")
     if key.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
         raise CredentialsError(
-            f"La clé {key_path.name} ne correspond pas au certificat {cert_path.name} ({role}).")
+            f"La clé {key_path.name} ne correspond pas au certificat {cert_path.name} ({role})."
+        )
     return _KeyPair(cert, cert_pem, key)
 
 
 class SoftwareCredentials:
     """ORG AUTH_CLI + ORG SIGN from PEM files, and the CA that the DMP server must present."""
 
-    def __init__(self, *, tls_cert: Path, tls_key: Path, sign_cert: Path, sign_key: Path,
-                 server_ca: Path) -> None:
+    def __init__(
+        self, *, tls_cert: Path, tls_key: Path, sign_cert: Path, sign_key: Path, server_ca: Path
+    ) -> None:
         self._tls_cert, self._tls_key = tls_cert, tls_key
         self._auth = _load_pair(tls_cert, tls_key, "d'authentification (ORG AUTH_CLI)")
         self._sign = _load_pair(sign_cert, sign_key, "de signature (ORG SIGN)")
         self._server_ca = server_ca
         if not server_ca.is_file():
             raise CredentialsError(
-                f"Le certificat de l'autorité du DMP ({server_ca}) est introuvable.")
+                f"Le certificat de l'autorité du DMP ({server_ca}) est introuvable."
+            )
 
     @property
     def issuer_dn(self) -> str:
@@ -116,8 +126,11 @@ class SoftwareCredentials:
             c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
         )
         signed: etree._Element = signer.sign(
-            assertion, key=self._sign.key, cert=self._sign.cert_pem.decode("ascii"),
-            reference_uri="#" + assertion.get("ID", ""), id_attribute="ID",
+            assertion,
+            key=self._sign.key,
+            cert=self._sign.cert_pem.decode("ascii"),
+            reference_uri="#" + assertion.get("ID", ""),
+            id_attribute="ID",
         )
         return signed
 

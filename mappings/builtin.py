@@ -61,17 +61,39 @@ class Profession:
 PROFESSIONS: dict[str, Profession] = {
     p.code: p
     for p in (
-        Profession("10", "Médecin", "G15_10/SM54", "Médecin - Médecine Générale (SM)",
-                   {"G15_10/SM54": "Médecin - Médecine Générale (SM)",
-                    "G15_10/SM26": "Médecin - Qualifié en Médecine Générale (SM)"}),
-        Profession("21", "Pharmacien", "G15_21/A", "Pharmacien titulaire d'officine",
-                   {"G15_21/A": "Pharmacien titulaire d'officine"}),
-        Profession("40", "Chirurgien-dentiste", "G15_40", "Chirurgien-Dentiste",
-                   {"G15_40": "Chirurgien-Dentiste"}),
+        Profession(
+            "10",
+            "Médecin",
+            "G15_10/SM54",
+            "Médecin - Médecine Générale (SM)",
+            {
+                "G15_10/SM54": "Médecin - Médecine Générale (SM)",
+                "G15_10/SM26": "Médecin - Qualifié en Médecine Générale (SM)",
+            },
+        ),
+        Profession(
+            "21",
+            "Pharmacien",
+            "G15_21/A",
+            "Pharmacien titulaire d'officine",
+            {"G15_21/A": "Pharmacien titulaire d'officine"},
+        ),
+        Profession(
+            "40",
+            "Chirurgien-dentiste",
+            "G15_40",
+            "Chirurgien-Dentiste",
+            {"G15_40": "Chirurgien-Dentiste"},
+        ),
         Profession("50", "Sage-femme", "G15_50", "Sage-Femme", {"G15_50": "Sage-Femme"}),
         Profession("60", "Infirmier", "G15_60", "Infirmier", {"G15_60": "Infirmier"}),
-        Profession("70", "Masseur-kinésithérapeute", "G15_70", "Masseur-Kinésithérapeute",
-                   {"G15_70": "Masseur-Kinésithérapeute"}),
+        Profession(
+            "70",
+            "Masseur-kinésithérapeute",
+            "G15_70",
+            "Masseur-Kinésithérapeute",
+            {"G15_70": "Masseur-Kinésithérapeute"},
+        ),
     )
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -14,66 +15,101 @@ from service.config import CONFIG_NAME, BridgeConfig, ConfigError, load_config
 EXIT_CONFIG = 2
 
 STATE_LABELS = {
-    "queued": "en attente d'envoi", "active": "en cours d'envoi",
-    "deferred": "nouvel essai programmé", "ambiguous": "vérification auprès du DMP",
-    "held": "en attente d'une action", "dead": "refusés (à corriger)",
-    "corrupt": "altérés", "done": "enregistrés dans le DMP",
+    "queued": "en attente d'envoi",
+    "active": "en cours d'envoi",
+    "deferred": "nouvel essai programmé",
+    "ambiguous": "vérification auprès du DMP",
+    "held": "en attente d'une action",
+    "dead": "refusés (à corriger)",
+    "corrupt": "altérés",
+    "done": "enregistrés dans le DMP",
 }
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=Path(CONFIG_NAME),
-                        help=f"fichier de configuration (défaut : ./{CONFIG_NAME})")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=Path(CONFIG_NAME),
+        help=f"fichier de configuration (défaut : ./{CONFIG_NAME})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dmp-bridge",
         description="Passerelle qui alimente le DMP (Mon espace santé) avec les documents que "
-                    "le logiciel du cabinet dépose dans un dossier.",
+        "le logiciel du cabinet dépose dans un dossier.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMANDE")
 
-    init = sub.add_parser("init", help="créer une configuration commentée et les dossiers",
-                          description="Crée DOSSIER/dmp-bridge.toml (commenté), le dossier de "
-                                      "dépôt et le dossier des données.")
+    init = sub.add_parser(
+        "init",
+        help="créer une configuration commentée et les dossiers",
+        description="Crée DOSSIER/dmp-bridge.toml (commenté), le dossier de "
+        "dépôt et le dossier des données.",
+    )
     init.add_argument("folder", type=Path, metavar="DOSSIER", help="dossier d'installation")
-    init.add_argument("--test-pki", action="store_true",
-                      help="générer aussi une autorité et des certificats de TEST (simulateur)")
-    init.add_argument("--force", action="store_true",
-                      help="remplacer une configuration existante")
+    init.add_argument(
+        "--test-pki",
+        action="store_true",
+        help="générer aussi une autorité et des certificats de TEST (simulateur)",
+    )
+    init.add_argument("--force", action="store_true", help="remplacer une configuration existante")
 
-    run = sub.add_parser("run", help="démarrer la passerelle (dossier surveillé + envoi au DMP)",
-                         description="Surveille le dossier de dépôt et envoie les documents au "
-                                     "DMP (ou au simulateur intégré), jusqu'à Ctrl-C.")
+    run = sub.add_parser(
+        "run",
+        help="démarrer la passerelle (dossier surveillé + envoi au DMP)",
+        description="Surveille le dossier de dépôt et envoie les documents au "
+        "DMP (ou au simulateur intégré), jusqu'à Ctrl-C.",
+    )
     _config_arg(run)
 
-    sim = sub.add_parser("simulator", help="démarrer seulement le simulateur du DMP",
-                         description="Sert le simulateur du DMP sur 127.0.0.1 (TLS mutuel) avec "
-                                     "les certificats de la configuration, jusqu'à Ctrl-C.")
+    sim = sub.add_parser(
+        "simulator",
+        help="démarrer seulement le simulateur du DMP",
+        description="Sert le simulateur du DMP sur 127.0.0.1 (TLS mutuel) avec "
+        "les certificats de la configuration, jusqu'à Ctrl-C.",
+    )
     _config_arg(sim)
 
-    demo = sub.add_parser("demo", help="démonstration complète en une commande",
-                          description="Crée ./demo-dmp-bridge (configuration, certificats de "
-                                      "test), démarre le simulateur et la passerelle, dépose "
-                                      "trois documents d'exemple et montre ce qu'ils deviennent.")
-    demo.add_argument("--dossier", type=Path, default=Path("."),
-                      help="où créer le dossier de démonstration (défaut : dossier courant)")
+    demo = sub.add_parser(
+        "demo",
+        help="démonstration complète en une commande",
+        description="Crée ./demo-dmp-bridge (configuration, certificats de "
+        "test), démarre le simulateur et la passerelle, dépose "
+        "trois documents d'exemple et montre ce qu'ils deviennent.",
+    )
+    demo.add_argument(
+        "--dossier",
+        type=Path,
+        default=Path("."),
+        help="où créer le dossier de démonstration (défaut : dossier courant)",
+    )
 
-    status = sub.add_parser("status", help="état de la file d'attente",
-                            description="Compte les documents par état et vérifie l'invariant "
-                                        "de conservation (reçus = somme des états).")
+    status = sub.add_parser(
+        "status",
+        help="état de la file d'attente",
+        description="Compte les documents par état et vérifie l'invariant "
+        "de conservation (reçus = somme des états).",
+    )
     _config_arg(status)
     status.add_argument("--json", action="store_true", help="sortie JSON (supervision)")
 
-    listing = sub.add_parser("list", help="lister les documents de la file",
-                             description="Liste les documents, les plus récents d'abord.")
+    listing = sub.add_parser(
+        "list",
+        help="lister les documents de la file",
+        description="Liste les documents, les plus récents d'abord.",
+    )
     _config_arg(listing)
     listing.add_argument("--etat", choices=sorted(STATE_LABELS), help="filtrer par état")
     listing.add_argument("--limite", type=int, default=50, help="nombre maximal de lignes")
 
-    show = sub.add_parser("show", help="détail et historique d'un document",
-                          description="Affiche l'état, le motif et l'historique d'un document.")
+    show = sub.add_parser(
+        "show",
+        help="détail et historique d'un document",
+        description="Affiche l'état, le motif et l'historique d'un document.",
+    )
     _config_arg(show)
     show.add_argument("job_id", type=int, metavar="NUMERO", help="numéro du document")
     return parser
@@ -98,10 +134,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     config = _load(args.config)
     configure_logging(config.log_path, config.logging.level)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C on Windows consoles
         asyncio.run(run_bridge(config))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
@@ -126,8 +160,10 @@ def _open_store(config: BridgeConfig):  # type: ignore[no-untyped-def]
     from connectors.sqlite_store import SqliteStore
 
     if not config.store_path.exists():
-        raise ConfigError(f"Aucune file d'attente dans {config.store_path} : la passerelle n'a "
-                          "encore jamais démarré avec cette configuration.")
+        raise ConfigError(
+            f"Aucune file d'attente dans {config.store_path} : la passerelle n'a "
+            "encore jamais démarré avec cette configuration."
+        )
     return SqliteStore.open(config.store_path)
 
 
@@ -140,14 +176,27 @@ def _cmd_status(args: argparse.Namespace) -> int:
         received = store.received()
     balanced = conservation(counts, received)
     if args.json:
-        print(json.dumps({"received": received, "balanced": balanced,
-                          "states": {s.value: n for s, n in counts.items()}}))
+        print(
+            json.dumps(
+                {
+                    "received": received,
+                    "balanced": balanced,
+                    "states": {s.value: n for s, n in counts.items()},
+                }
+            )
+        )
         return 0 if balanced else 1
     print(f"Documents reçus : {received}")
     for state, count in counts.items():
         print(f"  {STATE_LABELS[state.value]:<32} {count}")
-    print("Conservation : " + ("vérifiée (aucun document perdu)" if balanced else
-                               "ÉCART DÉTECTÉ — lancez « dmp-bridge list » et contactez le support"))
+    print(
+        "Conservation : "
+        + (
+            "vérifiée (aucun document perdu)"
+            if balanced
+            else "ÉCART DÉTECTÉ — lancez « dmp-bridge list » et contactez le support"
+        )
+    )
     return 0 if balanced else 1
 
 
@@ -159,8 +208,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
         jobs = store.list_jobs(JobState(args.etat) if args.etat else None, args.limite)
     for job in jobs:
         reason = f" — {job.last_error_fr}" if job.last_error_fr else ""
-        print(f"n° {job.id:<5} {job.state.value:<10} {job.channel:<7} "
-              f"{job.received_at:%d/%m/%Y %H:%M}{reason}")
+        print(
+            f"n° {job.id:<5} {job.state.value:<10} {job.channel:<7} "
+            f"{job.received_at:%d/%m/%Y %H:%M}{reason}"
+        )
     if not jobs:
         print("Aucun document.")
     return 0
@@ -184,13 +235,22 @@ def _cmd_show(args: argparse.Namespace) -> int:
     print("  historique :")
     for event in events:
         origin = event.from_state.value if event.from_state else "—"
-        print(f"    {event.at:%d/%m %H:%M:%S} {origin} → {event.to_state.value} "
-              f"[{event.code}] {event.message_fr}")
+        print(
+            f"    {event.at:%d/%m %H:%M:%S} {origin} → {event.to_state.value} "
+            f"[{event.code}] {event.message_fr}"
+        )
     return 0
 
 
-COMMANDS = {"init": _cmd_init, "run": _cmd_run, "simulator": _cmd_simulator, "demo": _cmd_demo,
-            "status": _cmd_status, "list": _cmd_list, "show": _cmd_show}
+COMMANDS = {
+    "init": _cmd_init,
+    "run": _cmd_run,
+    "simulator": _cmd_simulator,
+    "demo": _cmd_demo,
+    "status": _cmd_status,
+    "list": _cmd_list,
+    "show": _cmd_show,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

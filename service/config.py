@@ -43,7 +43,8 @@ class IntakeSection(_Section):
 
 class DmpSection(_Section):
     url: Annotated[str, Field(pattern=r"^https://[^\s/]+(/\S*)?$")] = (
-        "https://127.0.0.1:8443/si-dmp-server/v2/services")
+        "https://127.0.0.1:8443/si-dmp-server/v2/services"
+    )
     server_ca: Path = Path("pki/ac-test.pem")
     timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 60.0
     max_rate_per_second: Annotated[float, Field(gt=0, le=5)] = 4.0
@@ -134,11 +135,16 @@ def _explain(exc: ValidationError, source: Path) -> str:
         fix = _FIXES.get(error["type"], "valeur invalide")
         hint = _HINTS.get(key)
         given = error.get("input")
-        shown = "" if error["type"] in ("missing", "extra_forbidden") or isinstance(
-            given, dict) else f" (valeur lue : {given!r})"
+        shown = (
+            ""
+            if error["type"] in ("missing", "extra_forbidden") or isinstance(given, dict)
+            else f" (valeur lue : {given!r})"
+        )
         lines.append(f"  - clé « {key} »{shown} : {fix}" + (f" — attendu : {hint}" if hint else ""))
-    lines.append("Corrigez le fichier puis relancez. Un modèle commenté s'obtient avec "
-                 "« dmp-bridge init DOSSIER ».")
+    lines.append(
+        "Corrigez le fichier puis relancez. Un modèle commenté s'obtient avec "
+        "« dmp-bridge init DOSSIER »."
+    )
     return "\n".join(lines)
 
 
@@ -149,13 +155,15 @@ def load_config(path: Path) -> BridgeConfig:
     except FileNotFoundError:
         raise ConfigError(
             f"Le fichier de configuration {path} est introuvable. Créez-le avec "
-            "« dmp-bridge init DOSSIER », ou indiquez son chemin avec --config.") from None
+            "« dmp-bridge init DOSSIER », ou indiquez son chemin avec --config."
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Le fichier de configuration {path} est illisible : {exc}.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             f"Le fichier de configuration {path} n'est pas un TOML valide : {exc}. "
-            "Vérifiez les guillemets autour des textes et les crochets des sections.") from None
+            "Vérifiez les guillemets autour des textes et les crochets des sections."
+        ) from None
     try:
         return BridgeConfig.model_validate({**raw, "base_dir": path.parent})
     except ValidationError as exc:

@@ -8,6 +8,7 @@ sidecars — two correct, one with a mistyped INS — and prints what happens to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import socket
@@ -39,43 +40,87 @@ def _free_port() -> int:
 
 def sample_documents(now: dt.datetime) -> list[tuple[str, dict[str, object], list[str]]]:
     """(base name, sidecar, PDF lines) for the three demo documents. Fictitious patients."""
-    nurse = {"rpps": "10101010101", "family_name": "MARTIN", "given_name": "Claire",
-             "profession": "60", "structure_id": "499700366240007",
-             "structure_name": "Cabinet infirmier des Lilas (démo)", "sector": "SA07"}
-    doctor = {"rpps": "10202020202", "family_name": "DURAND", "given_name": "Paul",
-              "profession": "10", "specialty": "G15_10/SM54", "structure_id": "499700366240007",
-              "structure_name": "Cabinet médical des Lilas (démo)", "sector": "SA08"}
+    nurse = {
+        "rpps": "10101010101",
+        "family_name": "MARTIN",
+        "given_name": "Claire",
+        "profession": "60",
+        "structure_id": "499700366240007",
+        "structure_name": "Cabinet infirmier des Lilas (démo)",
+        "sector": "SA07",
+    }
+    doctor = {
+        "rpps": "10202020202",
+        "family_name": "DURAND",
+        "given_name": "Paul",
+        "profession": "10",
+        "specialty": "G15_10/SM54",
+        "structure_id": "499700366240007",
+        "structure_name": "Cabinet médical des Lilas (démo)",
+        "sector": "SA08",
+    }
     date = now.replace(microsecond=0).isoformat()
 
     def patient(ins: str, family: str, given: list[str], born: str, sex: str) -> dict[str, object]:
-        return {"ins": ins, "ins_oid": TEST_INS_OID, "identity_status": "QUAL",
-                "birth_family_name": family, "given_names": given, "birth_date": born,
-                "sex": sex, "birthplace_code": "75056"}
+        return {
+            "ins": ins,
+            "ins_oid": TEST_INS_OID,
+            "identity_status": "QUAL",
+            "birth_family_name": family,
+            "given_names": given,
+            "birth_date": born,
+            "sex": sex,
+            "birthplace_code": "75056",
+        }
 
     good_ins = _ins("2790351215189")
     other_ins = _ins("1850775123456")
     bad_ins = other_ins[:-2] + f"{(int(other_ins[-2:]) + 1) % 100:02d}"
     return [
-        ("demo-1-soins-infirmiers", {
-            "patient": patient(good_ins, "PAT-TROIS", ["Dominique", "Marie-Louise"],
-                               "1979-03-28", "F"),
-            "document": {"kind": "cr-soins-infirmiers", "title": "Fiche de soins infirmiers",
-                         "date": date},
-            "author": nurse,
-        }, ["Fiche de soins infirmiers (document de démonstration)",
-            "Pansement réalisé, cicatrisation en bonne voie."]),
-        ("demo-2-consultation", {
-            "patient": patient(other_ins, "DEMO-PATIENT", ["Jean"], "1985-07-01", "M"),
-            "document": {"kind": "cr-consultation", "title": "Compte rendu de consultation",
-                         "date": date},
-            "author": doctor,
-        }, ["Compte rendu de consultation (document de démonstration)"]),
-        ("demo-3-ins-errone", {
-            "patient": patient(bad_ins, "DEMO-PATIENT", ["Jean"], "1985-07-01", "M"),
-            "document": {"kind": "cr-soins-infirmiers", "title": "Fiche de soins (INS erroné)",
-                         "date": date},
-            "author": nurse,
-        }, ["Ce document a un INS mal saisi : dmp-bridge doit le refuser."]),
+        (
+            "demo-1-soins-infirmiers",
+            {
+                "patient": patient(
+                    good_ins, "PAT-TROIS", ["Dominique", "Marie-Louise"], "1979-03-28", "F"
+                ),
+                "document": {
+                    "kind": "cr-soins-infirmiers",
+                    "title": "Fiche de soins infirmiers",
+                    "date": date,
+                },
+                "author": nurse,
+            },
+            [
+                "Fiche de soins infirmiers (document de démonstration)",
+                "Pansement réalisé, cicatrisation en bonne voie.",
+            ],
+        ),
+        (
+            "demo-2-consultation",
+            {
+                "patient": patient(other_ins, "DEMO-PATIENT", ["Jean"], "1985-07-01", "M"),
+                "document": {
+                    "kind": "cr-consultation",
+                    "title": "Compte rendu de consultation",
+                    "date": date,
+                },
+                "author": doctor,
+            },
+            ["Compte rendu de consultation (document de démonstration)"],
+        ),
+        (
+            "demo-3-ins-errone",
+            {
+                "patient": patient(bad_ins, "DEMO-PATIENT", ["Jean"], "1985-07-01", "M"),
+                "document": {
+                    "kind": "cr-soins-infirmiers",
+                    "title": "Fiche de soins (INS erroné)",
+                    "date": date,
+                },
+                "author": nurse,
+            },
+            ["Ce document a un INS mal saisi : dmp-bridge doit le refuser."],
+        ),
     ]
 
 
@@ -84,8 +129,9 @@ def drop_samples(inbox: Path, now: dt.datetime) -> list[str]:
     names = []
     for stem, sidecar, lines in sample_documents(now):
         (inbox / f"{stem}.pdf").write_bytes(make_pdf(lines))
-        (inbox / f"{stem}.json").write_text(json.dumps(sidecar, ensure_ascii=False, indent=2),
-                                            encoding="utf-8")
+        (inbox / f"{stem}.json").write_text(
+            json.dumps(sidecar, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
         names.append(stem)
     return names
 
@@ -105,7 +151,9 @@ def run_demo(parent: Path) -> int:
     config = load_config(config_path)
     port = config.simulator.port
     if config.dmp.url.startswith("https://127.0.0.1:8443/") and port != 8443:
-        text = config_path.read_text(encoding="utf-8").replace("127.0.0.1:8443", f"127.0.0.1:{port}")
+        text = config_path.read_text(encoding="utf-8").replace(
+            "127.0.0.1:8443", f"127.0.0.1:{port}"
+        )
         config_path.write_text(text, encoding="utf-8")
         config = load_config(config_path)
     configure_logging(config.log_path, config.logging.level, stderr=False)
@@ -116,19 +164,26 @@ def run_demo(parent: Path) -> int:
         if outcome.accepted and outcome.job is not None:
             names[outcome.job.id] = outcome.name
             extra = " (déjà reçu : pas de doublon)" if outcome.duplicate else ""
-            print(f"  → {outcome.name} : pris en charge, n° {outcome.job.id}{extra}, "
-                  f"fichiers déplacés dans {inbox / 'done'}", flush=True)
+            print(
+                f"  → {outcome.name} : pris en charge, n° {outcome.job.id}{extra}, "
+                f"fichiers déplacés dans {inbox / 'done'}",
+                flush=True,
+            )
         else:
-            print(f"  ✘ {outcome.name} : refusé ({outcome.code}). {outcome.message_fr}\n"
-                  f"    Motif écrit dans {inbox / 'error' / (outcome.name + '.reason.txt')}",
-                  flush=True)
+            print(
+                f"  ✘ {outcome.name} : refusé ({outcome.code}). {outcome.message_fr}\n"
+                f"    Motif écrit dans {inbox / 'error' / (outcome.name + '.reason.txt')}",
+                flush=True,
+            )
 
     def on_finished(finished: Finished) -> None:
         job = finished.job
         name = names.get(job.id, job.source_ref)
         mark = "✔" if job.state.value == "done" else "•"
-        print(f"  {mark} {name} (n° {job.id}) : {job.state.value} — "
-              f"{finished.decision.message_fr}", flush=True)
+        print(
+            f"  {mark} {name} (n° {job.id}) : {job.state.value} — {finished.decision.message_fr}",
+            flush=True,
+        )
 
     def on_ready(bridge: Bridge) -> None:
         print(f"dmp-bridge (démonstration) — dossier : {folder}")
@@ -138,14 +193,17 @@ def run_demo(parent: Path) -> int:
         dropped = drop_samples(inbox, dt.datetime.now().astimezone())
         print(f"Trois documents d'exemple déposés : {', '.join(dropped)}", flush=True)
         print(f"Journaux (sans données de santé) : {config.log_path}")
-        print(f"File d'attente : {config.store_path} — état : "
-              f"dmp-bridge status --config {config_path}")
-        print("Déposez vos propres PDF + fiches JSON dans le dossier de dépôt. "
-              "Ctrl-C pour arrêter.\n", flush=True)
+        print(
+            f"File d'attente : {config.store_path} — état : "
+            f"dmp-bridge status --config {config_path}"
+        )
+        print(
+            "Déposez vos propres PDF + fiches JSON dans le dossier de dépôt. "
+            "Ctrl-C pour arrêter.\n",
+            flush=True,
+        )
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_bridge(config, Hooks(on_intake, on_finished, on_ready)))
-    except KeyboardInterrupt:
-        pass
     print("\nDémonstration arrêtée.")
     return 0

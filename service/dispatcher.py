@@ -13,6 +13,7 @@ Durability walk-through (what happens if the process dies right here):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import random
 import uuid
@@ -31,7 +32,14 @@ from bridge.jobs import Job, JobState
 from bridge.packaging import MintedIds, Package, build_package
 from bridge.retry import RetryPolicy
 from bridge.sidecar import DocumentRequest, parse_sidecar
-from bridge.soap import ACTION_ITI18, ACTION_ITI41, HttpRequestBody, build_envelope, mtom, plain_soap
+from bridge.soap import (
+    ACTION_ITI18,
+    ACTION_ITI41,
+    HttpRequestBody,
+    build_envelope,
+    mtom,
+    plain_soap,
+)
 from bridge.store_port import CorruptPayload, Store
 from bridge.vihf import AccessMode, AuthMode, Software, VihfRequest, build_vihf
 from bridge.xmlsafe import UnsafeXmlError, parse_xml
@@ -76,10 +84,18 @@ class Finished:
 class Dispatcher:
     """Drains the queue towards one DMP endpoint with one set of credentials."""
 
-    def __init__(self, store: Store, client: DmpClient, credentials: Credentials, *,
-                 source_id: str, software: Software, rate_per_second: float,
-                 retry: RetryPolicy | None = None,
-                 on_finished: Callable[[Finished], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        client: DmpClient,
+        credentials: Credentials,
+        *,
+        source_id: str,
+        software: Software,
+        rate_per_second: float,
+        retry: RetryPolicy | None = None,
+        on_finished: Callable[[Finished], None] | None = None,
+    ) -> None:
         self._store = store
         self._client = client
         self._credentials = credentials
@@ -101,10 +117,8 @@ class Dispatcher:
             worked = await self.run_once()
             if not worked:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=IDLE_POLL_SECONDS)
-                except TimeoutError:
-                    pass
 
     async def run_once(self) -> bool:
         """Resolve ambiguous jobs, then process one job; False when there was nothing to do."""
@@ -113,7 +127,8 @@ class Dispatcher:
             # A fresh ambiguity is asked about at once; one that could not be resolved waits a
             # while, so an unreachable DMP is not flooded with queries.
             if ambiguous.last_error_code != "DMP_NO_ANSWER" or (
-                    now - ambiguous.updated_at >= RESOLVE_AGAIN_AFTER):
+                now - ambiguous.updated_at >= RESOLVE_AGAIN_AFTER
+            ):
                 await self._resolve(ambiguous)
         job = await asyncio.to_thread(self._store.claim, now, LEASE)
         if job is None:
@@ -129,18 +144,33 @@ class Dispatcher:
         if state is JobState.DEFERRED:
             if self._retry.exhausted(job.attempts + 1):
                 state = JobState.DEAD
-                message = (f"{message} Abandon après {job.attempts + 1} tentatives : vérifiez "
-                           "la connexion au DMP, puis relancez l'envoi depuis le tableau de bord.")
+                message = (
+                    f"{message} Abandon après {job.attempts + 1} tentatives : vérifiez "
+                    "la connexion au DMP, puis relancez l'envoi depuis le tableau de bord."
+                )
             else:
                 next_at = _now() + self._retry.delay(job.attempts + 1, self._random.random())
         updated = await asyncio.to_thread(
-            self._store.transition, job.id, state, code=decision.code, message_fr=message,
-            now=_now(), next_attempt_at=next_at, count_attempt=attempt)
-        log.info("job_finished", job_id=job.id, state=state.value, code=decision.code,
-                 error_class=decision.error_class.value if decision.error_class else None)
+            self._store.transition,
+            job.id,
+            state,
+            code=decision.code,
+            message_fr=message,
+            now=_now(),
+            next_attempt_at=next_at,
+            count_attempt=attempt,
+        )
+        log.info(
+            "job_finished",
+            job_id=job.id,
+            state=state.value,
+            code=decision.code,
+            error_class=decision.error_class.value if decision.error_class else None,
+        )
         if self._on_finished is not None:
-            self._on_finished(Finished(updated, Decision(decision.error_class, state,
-                                                         decision.code, message)))
+            self._on_finished(
+                Finished(updated, Decision(decision.error_class, state, decision.code, message))
+            )
 
     async def _request(self, job: Job) -> DocumentRequest:
         metadata = await asyncio.to_thread(self._store.metadata, job.id)
@@ -151,46 +181,83 @@ class Dispatcher:
         if stored is None:
             pdf = await asyncio.to_thread(self._store.payload, job.id)
             built = build_package(
-                request, pdf, ids=MintedIds.fresh(), now=_now(), source_id=self._source_id,
-                certificate=self._credentials.signing_certificate, sign=self._credentials.sign)
-            await asyncio.to_thread(self._store.save_package, job.id, built.document_unique_id,
-                                    built.submission_unique_id, built.to_bytes())
+                request,
+                pdf,
+                ids=MintedIds.fresh(),
+                now=_now(),
+                source_id=self._source_id,
+                certificate=self._credentials.signing_certificate,
+                sign=self._credentials.sign,
+            )
+            await asyncio.to_thread(
+                self._store.save_package,
+                job.id,
+                built.document_unique_id,
+                built.submission_unique_id,
+                built.to_bytes(),
+            )
             # Read back: if a package already existed, the first one is the one we send.
             stored = await asyncio.to_thread(self._store.package, job.id)
             assert stored is not None
         return Package.from_bytes(stored)
 
-    def _signed_envelope(self, request: DocumentRequest, service: str, action: str,
-                         body: etree._Element) -> etree._Element:
+    def _signed_envelope(
+        self, request: DocumentRequest, service: str, action: str, body: etree._Element
+    ) -> etree._Element:
         now = _now()
-        assertion = self._credentials.sign_vihf(build_vihf(VihfRequest(
-            assertion_id=f"_{uuid.uuid4().hex}", issue_instant=now,
-            issuer_dn=self._credentials.issuer_dn, author=request.author,
-            patient=request.patient.ins, auth_mode=AuthMode.INDIRECTE,
-            access_mode=AccessMode.NORMAL, software=self._software)))
-        return build_envelope(action=action, to=self._client.url(service),
-                              message_id=f"urn:uuid:{uuid.uuid4()}", assertion=assertion,
-                              body=body)
+        assertion = self._credentials.sign_vihf(
+            build_vihf(
+                VihfRequest(
+                    assertion_id=f"_{uuid.uuid4().hex}",
+                    issue_instant=now,
+                    issuer_dn=self._credentials.issuer_dn,
+                    author=request.author,
+                    patient=request.patient.ins,
+                    auth_mode=AuthMode.INDIRECTE,
+                    access_mode=AccessMode.NORMAL,
+                    software=self._software,
+                )
+            )
+        )
+        return build_envelope(
+            action=action,
+            to=self._client.url(service),
+            message_id=f"urn:uuid:{uuid.uuid4()}",
+            assertion=assertion,
+            body=body,
+        )
 
     async def _process(self, job: Job) -> None:
         try:
             request = await self._request(job)
             package = await self._package(job, request)
         except CorruptPayload as exc:
-            await self._finish(job, Decision(None, JobState.CORRUPT, exc.code, exc.message_fr),
-                               attempt=False)
+            await self._finish(
+                job, Decision(None, JobState.CORRUPT, exc.code, exc.message_fr), attempt=False
+            )
             return
         except IdentityRejected as exc:
-            await self._finish(job, Decision(ErrorClass.PERMANENT, JobState.HELD, exc.code,
-                                             exc.message_fr), attempt=False)
+            await self._finish(
+                job,
+                Decision(ErrorClass.PERMANENT, JobState.HELD, exc.code, exc.message_fr),
+                attempt=False,
+            )
             return
         except BridgeError as exc:
-            await self._finish(job, Decision(ErrorClass.PERMANENT, JobState.DEAD, exc.code,
-                                             exc.message_fr), attempt=False)
+            await self._finish(
+                job,
+                Decision(ErrorClass.PERMANENT, JobState.DEAD, exc.code, exc.message_fr),
+                attempt=False,
+            )
             return
         envelope = self._signed_envelope(request, "repository", ACTION_ITI41, package.body)
-        http = mtom(envelope, ACTION_ITI41, boundary=f"MIMEBoundary_{uuid.uuid4().hex}",
-                    root_id=f"root-{uuid.uuid4()}@dmp-bridge", parts=package.parts)
+        http = mtom(
+            envelope,
+            ACTION_ITI41,
+            boundary=f"MIMEBoundary_{uuid.uuid4().hex}",
+            root_id=f"root-{uuid.uuid4()}@dmp-bridge",
+            parts=package.parts,
+        )
         await self._limiter.wait()
         await asyncio.to_thread(self._store.mark_sent, job.id)
         decision = await self._send(http)
@@ -208,8 +275,12 @@ class Dispatcher:
     # -- ambiguous outcomes ----------------------------------------------------------------
     async def _ask_dmp(self, request: DocumentRequest, package: Package) -> Decision | None:
         """Does the DMP hold our document, with our bytes? None when it cannot be told now."""
-        envelope = self._signed_envelope(request, "registry", ACTION_ITI18,
-                                         get_documents_by_unique_id(package.document_unique_id))
+        envelope = self._signed_envelope(
+            request,
+            "registry",
+            ACTION_ITI18,
+            get_documents_by_unique_id(package.document_unique_id),
+        )
         await self._limiter.wait()
         try:
             answer = await self._client.post("registry", plain_soap(envelope, ACTION_ITI18))
@@ -221,28 +292,49 @@ class Dispatcher:
         expected = [sha1_hex(data) for cid, data in package.parts if cid.startswith("doc-")]
         for doc in found.documents:
             if doc.unique_id == package.document_unique_id and doc.hash in expected:
-                return Decision(None, JobState.DONE, "DMP_OK_CONFIRMED",
-                                "Document enregistré dans le DMP (confirmé par une recherche).")
+                return Decision(
+                    None,
+                    JobState.DONE,
+                    "DMP_OK_CONFIRMED",
+                    "Document enregistré dans le DMP (confirmé par une recherche).",
+                )
             if doc.unique_id == package.document_unique_id:
-                return Decision(ErrorClass.PERMANENT, JobState.DEAD, "DMP_UNIQUEID_CONFLICT",
-                                "Le DMP contient déjà un autre document avec le même identifiant. "
-                                "Contactez le support de dmp-bridge.")
+                return Decision(
+                    ErrorClass.PERMANENT,
+                    JobState.DEAD,
+                    "DMP_UNIQUEID_CONFLICT",
+                    "Le DMP contient déjà un autre document avec le même identifiant. "
+                    "Contactez le support de dmp-bridge.",
+                )
         # Not there: the request never reached the registry; resend the same bytes.
-        return Decision(ErrorClass.TRANSIENT, JobState.DEFERRED, "DMP_NOT_RECEIVED",
-                        "Le DMP n'a pas reçu le document ; nouvel envoi automatique.")
+        return Decision(
+            ErrorClass.TRANSIENT,
+            JobState.DEFERRED,
+            "DMP_NOT_RECEIVED",
+            "Le DMP n'a pas reçu le document ; nouvel envoi automatique.",
+        )
 
     async def _resolve(self, job: Job) -> None:
         try:
             active = await asyncio.to_thread(
-                self._store.transition, job.id, JobState.ACTIVE, code="RESOLVING",
-                message_fr="Vérification auprès du DMP.", now=_now(), lease=LEASE)
+                self._store.transition,
+                job.id,
+                JobState.ACTIVE,
+                code="RESOLVING",
+                message_fr="Vérification auprès du DMP.",
+                now=_now(),
+                lease=LEASE,
+            )
             request = await self._request(active)
             package = await self._package(active, request)
         except BridgeError:
             return
         decision = await self._ask_dmp(request, package)
         if decision is None:
-            decision = Decision(ErrorClass.AMBIGUOUS, JobState.AMBIGUOUS, "DMP_NO_ANSWER",
-                                "Vérification auprès du DMP impossible pour l'instant ; "
-                                "nouvel essai automatique.")
+            decision = Decision(
+                ErrorClass.AMBIGUOUS,
+                JobState.AMBIGUOUS,
+                "DMP_NO_ANSWER",
+                "Vérification auprès du DMP impossible pour l'instant ; nouvel essai automatique.",
+            )
         await self._finish(active, decision, attempt=False)

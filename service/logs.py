@@ -17,16 +17,37 @@ from typing import Any
 import structlog
 
 # Keys whose values are never written, whoever logs them.
-FORBIDDEN_KEYS = frozenset({
-    "ins", "nir", "matricule", "name", "nom", "prenom", "given_name", "family_name",
-    "birth_date", "date_naissance", "patient", "content", "pdf", "document", "pin",
-    "title", "titre", "file", "filename", "sidecar",
-})
+FORBIDDEN_KEYS = frozenset(
+    {
+        "ins",
+        "nir",
+        "matricule",
+        "name",
+        "nom",
+        "prenom",
+        "given_name",
+        "family_name",
+        "birth_date",
+        "date_naissance",
+        "patient",
+        "content",
+        "pdf",
+        "document",
+        "pin",
+        "title",
+        "titre",
+        "file",
+        "filename",
+        "sidecar",
+    }
+)
 # 13 to 15 characters that look like a NIR (Corsica included): masked wherever they appear.
 _NIR = re.compile(r"\b[12378]\d{4}(?:\d{2}|2A|2B)\d{6}(?:\d{2})?\b")
 
 
-def redact(_logger: object, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def redact(
+    _logger: object, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """structlog processor: remove forbidden keys, mask NIR-like numbers in string values."""
     for key in list(event):
         if key.lower() in FORBIDDEN_KEYS:

@@ -70,15 +70,19 @@ def load_credentials(config: BridgeConfig) -> SoftwareCredentials:
     c = config.credentials
     try:
         return SoftwareCredentials(
-            tls_cert=config.path(c.tls_cert), tls_key=config.path(c.tls_key),
-            sign_cert=config.path(c.sign_cert), sign_key=config.path(c.sign_key),
-            server_ca=config.path(config.dmp.server_ca))
+            tls_cert=config.path(c.tls_cert),
+            tls_key=config.path(c.tls_key),
+            sign_cert=config.path(c.sign_cert),
+            sign_key=config.path(c.sign_key),
+            server_ca=config.path(config.dmp.server_ca),
+        )
     except CredentialsError as exc:
         raise ConfigError(exc.message_fr) from None
 
 
-async def run_bridge(config: BridgeConfig, hooks: Hooks | None = None,
-                     stop: asyncio.Event | None = None) -> None:
+async def run_bridge(
+    config: BridgeConfig, hooks: Hooks | None = None, stop: asyncio.Event | None = None
+) -> None:
     """Run until `stop` is set, SIGINT/SIGTERM arrives, or the task is cancelled."""
     hooks = hooks or Hooks()
     stop = stop or asyncio.Event()
@@ -87,16 +91,23 @@ async def run_bridge(config: BridgeConfig, hooks: Hooks | None = None,
     if config.simulator.embedded:
         simulator = await start_simulator(simulator_config(config))
     store = await asyncio.to_thread(SqliteStore.open, config.store_path)
-    client = DmpClient(config.dmp.url, credentials.ssl_context(),
-                       timeout_seconds=config.dmp.timeout_seconds)
+    client = DmpClient(
+        config.dmp.url, credentials.ssl_context(), timeout_seconds=config.dmp.timeout_seconds
+    )
     try:
         recovered = await asyncio.to_thread(store.recover_on_start, dt.datetime.now(dt.UTC))
         log.info("bridge_starting", recovered_jobs=recovered, simulator=simulator is not None)
         dispatcher = Dispatcher(
-            store, client, credentials, source_id=config.bridge.source_id,
-            software=Software(SOFTWARE_NAME, SOFTWARE_VERSION, config.bridge.source_id,
-                              HOMOLOGATION_ID),
-            rate_per_second=config.dmp.max_rate_per_second, on_finished=hooks.on_finished)
+            store,
+            client,
+            credentials,
+            source_id=config.bridge.source_id,
+            software=Software(
+                SOFTWARE_NAME, SOFTWARE_VERSION, config.bridge.source_id, HOMOLOGATION_ID
+            ),
+            rate_per_second=config.dmp.max_rate_per_second,
+            on_finished=hooks.on_finished,
+        )
 
         async def enqueue(intake: Intake) -> tuple[Job, bool]:
             result = await asyncio.to_thread(store.enqueue, intake)
@@ -104,12 +115,17 @@ async def run_bridge(config: BridgeConfig, hooks: Hooks | None = None,
             return result
 
         intake = FolderIntake(
-            config.path(config.intake.folder), enqueue,
+            config.path(config.intake.folder),
+            enqueue,
             stability=dt.timedelta(seconds=config.intake.stability_seconds),
-            rescan_interval=config.intake.rescan_seconds, on_outcome=hooks.on_intake)
+            rescan_interval=config.intake.rescan_seconds,
+            on_outcome=hooks.on_intake,
+        )
         bridge = Bridge(config, store, dispatcher, intake, simulator)
-        bridge.tasks = [asyncio.create_task(dispatcher.run(), name="dispatcher"),
-                        asyncio.create_task(intake.run(), name="folder-intake")]
+        bridge.tasks = [
+            asyncio.create_task(dispatcher.run(), name="dispatcher"),
+            asyncio.create_task(intake.run(), name="folder-intake"),
+        ]
         _install_signal_handlers(stop)
         if hooks.on_ready is not None:
             hooks.on_ready(bridge)

@@ -157,8 +157,15 @@ def generate_test_pki(
     credentials it was started with.
     """
     layout = pki_layout(directory)
-    wanted = [layout.ca_cert, layout.server.cert, layout.server.key, layout.org_auth.cert,
-              layout.org_auth.key, layout.org_sign.cert, layout.org_sign.key]
+    wanted = [
+        layout.ca_cert,
+        layout.server.cert,
+        layout.server.key,
+        layout.org_auth.cert,
+        layout.org_auth.key,
+        layout.org_sign.cert,
+        layout.org_sign.key,
+    ]
     if all(path.exists() for path in wanted):
         return layout
 
@@ -175,17 +182,26 @@ def generate_test_pki(
     server_key = _new_key()
     server_cert = _issue(
         x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]),
-        server_key, ca_name, ca_key,
-        usage=ExtendedKeyUsageOID.SERVER_AUTH, ip_san="127.0.0.1",
+        server_key,
+        ca_name,
+        ca_key,
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        ip_san="127.0.0.1",
     )
     auth_key = _new_key()
     auth_cert = _issue(
-        _org_name(structure_id, structure_name, "ORG AUTH_CLI"), auth_key, ca_name, ca_key,
+        _org_name(structure_id, structure_name, "ORG AUTH_CLI"),
+        auth_key,
+        ca_name,
+        ca_key,
         usage=ExtendedKeyUsageOID.CLIENT_AUTH,
     )
     sign_key = _new_key()
     sign_cert = _issue(
-        _org_name(structure_id, structure_name, "ORG SIGN"), sign_key, ca_name, ca_key,
+        _org_name(structure_id, structure_name, "ORG SIGN"),
+        sign_key,
+        ca_name,
+        ca_key,
         digital_signature_only=True,
     )
 

@@ -55,7 +55,8 @@ class Installation:
     def drop(self, stem: str, sidecar: dict[str, object] | bytes, pdf: bytes | None = None) -> None:
         """Write NAME.pdf, then NAME.json, the way practice software should."""
         (self.inbox / f"{stem}.pdf").write_bytes(
-            pdf if pdf is not None else make_pdf([f"Document {stem}"]))
+            pdf if pdf is not None else make_pdf([f"Document {stem}"])
+        )
         data = sidecar if isinstance(sidecar, bytes) else json.dumps(sidecar).encode("utf-8")
         (self.inbox / f"{stem}.json").write_bytes(data)
 
@@ -71,10 +72,12 @@ def installation(tmp_path: Path) -> Installation:
     config_path = init_installation(tmp_path / "cabinet", test_pki=True, overwrite=False)
     port = free_port()
     text = config_path.read_text(encoding="utf-8")
-    text = (text.replace("port = 8443", f"port = {port}")
-                .replace("127.0.0.1:8443", f"127.0.0.1:{port}")
-                .replace("stability_seconds = 2.0", "stability_seconds = 0.2")
-                .replace("rescan_seconds = 2.0", "rescan_seconds = 0.5"))
+    text = (
+        text.replace("port = 8443", f"port = {port}")
+        .replace("127.0.0.1:8443", f"127.0.0.1:{port}")
+        .replace("stability_seconds = 2.0", "stability_seconds = 0.2")
+        .replace("rescan_seconds = 2.0", "rescan_seconds = 0.5")
+    )
     config_path.write_text(text, encoding="utf-8")
     return Installation(config_path, load_config(config_path))
 
@@ -85,7 +88,9 @@ def bridge_process(installation: Installation, tmp_path: Path) -> Iterator[subpr
     out = (tmp_path / "bridge.out").open("wb")
     process = subprocess.Popen(
         [str(DMP_BRIDGE), "run", "--config", str(installation.config_path)],
-        stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 
     def listening() -> bool:

@@ -7,7 +7,6 @@ import base64
 import datetime as dt
 import json
 import subprocess
-from pathlib import Path
 
 from lxml import etree
 
@@ -52,12 +51,14 @@ def inline_xop(body: etree._Element, parts: dict[str, bytes]) -> etree._Element:
 
 
 def test_a_dropped_pdf_is_registered_once_in_the_simulator(
-        installation: Installation, bridge_process: subprocess.Popen[bytes]) -> None:
+    installation: Installation, bridge_process: subprocess.Popen[bytes]
+) -> None:
     sidecar = nurse_sidecar()
     installation.drop("soins-du-jour", sidecar)
 
-    wait_for(lambda: job_states(installation) == [JobState.DONE], timeout=60,
-             what="the job to be done")
+    wait_for(
+        lambda: job_states(installation) == [JobState.DONE], timeout=60, what="the job to be done"
+    )
 
     done = installation.inbox / "done"
     assert sorted(p.name for p in done.iterdir()) == ["soins-du-jour.json", "soins-du-jour.pdf"]
@@ -88,14 +89,43 @@ def test_a_dropped_pdf_is_registered_once_in_the_simulator(
 
     status = subprocess.run(
         [str(DMP_BRIDGE), "status", "--json", "--config", str(installation.config_path)],
-        capture_output=True, check=True, text=True)
+        capture_output=True,
+        check=True,
+        text=True,
+    )
     figures = json.loads(status.stdout)
     assert figures["received"] == 1 and figures["balanced"] is True
     assert figures["states"]["done"] == 1
 
 
+def test_no_health_data_reaches_the_logs_or_the_console(
+        installation: Installation, bridge_process: subprocess.Popen[bytes],
+        tmp_path: Path) -> None:
+    sidecar = nurse_sidecar()
+    patient = sidecar["patient"]
+    assert isinstance(patient, dict)
+    patient["birth_family_name"] = "CANARIFAMILLE"
+    patient["given_names"] = ["Canariprenom"]
+    sidecar["document"] = {**sidecar["document"], "title": "Titre canari confidentiel"}  # type: ignore[dict-item]
+    installation.drop("canari-DUPONT-Jeanne", sidecar)
+    wait_for(lambda: job_states(installation) == [JobState.DONE], timeout=60,
+             what="the canary document to be done")
+
+    canaries = [str(patient["ins"]), "CANARIFAMILLE", "Canariprenom", "canari confidentiel",
+                str(patient["birth_date"]), str(patient["birth_date"]).replace("-", ""),
+                "DUPONT"]
+    logs = list((installation.config.path(installation.config.bridge.data_dir)
+                 / "journaux").glob("*")) + [tmp_path / "bridge.out"]
+    assert logs
+    for path in logs:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for canary in canaries:
+            assert canary not in text, f"{canary!r} leaked into {path.name}"
+
+
 def test_bad_inputs_are_quarantined_with_a_french_reason_and_nothing_is_sent(
-        installation: Installation, bridge_process: subprocess.Popen[bytes]) -> None:
+    installation: Installation, bridge_process: subprocess.Popen[bytes]
+) -> None:
     good = nurse_sidecar()
     wrong_key = json.loads(json.dumps(good))
     ins = wrong_key["patient"]["ins"]
@@ -109,10 +139,13 @@ def test_bad_inputs_are_quarantined_with_a_french_reason_and_nothing_is_sent(
     installation.drop("pas-un-pdf", good, pdf=b"PK\x03\x04 ceci est un fichier zip")
 
     error = installation.inbox / "error"
-    wait_for(lambda: len(list(error.glob("*.reason.txt"))) == 4, timeout=30,
-             what="four reason files")
-    reasons = {p.name.removesuffix(".reason.txt"): p.read_text(encoding="utf-8")
-               for p in error.glob("*.reason.txt")}
+    wait_for(
+        lambda: len(list(error.glob("*.reason.txt"))) == 4, timeout=30, what="four reason files"
+    )
+    reasons = {
+        p.name.removesuffix(".reason.txt"): p.read_text(encoding="utf-8")
+        for p in error.glob("*.reason.txt")
+    }
     assert "clé du matricule INS est fausse" in reasons["ins-errone"]
     assert "patient.birth_date" in reasons["champ-manquant"]
     assert "n'est pas un JSON valide" in reasons["json-invalide"]
@@ -124,8 +157,11 @@ def test_bad_inputs_are_quarantined_with_a_french_reason_and_nothing_is_sent(
     # The bridge is still running and still feeds the next good document.
     assert bridge_process.poll() is None
     installation.drop("apres-les-erreurs", good)
-    wait_for(lambda: job_states(installation) == [JobState.DONE], timeout=60,
-             what="the good document after the bad ones")
+    wait_for(
+        lambda: job_states(installation) == [JobState.DONE],
+        timeout=60,
+        what="the good document after the bad ones",
+    )
     simulator = SimulatorStore(installation.config.simulator_db_path)
     try:
         assert len([d for d in simulator.documents() if not d.is_signature]) == 1
