@@ -133,7 +133,9 @@ def parse_answer(http_status: int, content_type: str, body: bytes) -> DmpAnswer:
         return DmpAnswer(http_status, False, fault=f"unreadable answer: {exc.reason}")
     fault = root.find(f".//{{{SOAP}}}Fault")
     if fault is not None:
-        code = " ".join(t.strip() for t in fault.findtext(f"{{{SOAP}}}Code", "").split())
+        # SOAP 1.2: Code/Value (Sender, Receiver…) and optional nested Subcode/Value.
+        code = " ".join(
+            (value.text or "").strip() for value in fault.iterfind(f"{{{SOAP}}}Code//{{{SOAP}}}Value"))
         reason = " ".join(fault.findtext(f"{{{SOAP}}}Reason/{{{SOAP}}}Text", "").split())
         return DmpAnswer(http_status, False, fault=f"{code}: {reason}".strip(": "))
     response = (

@@ -120,7 +120,7 @@ _FIELD_FR = {
 # What to say for each kind of pydantic problem (the key and its French label come first).
 _PROBLEMS_FR = {
     "missing": "est manquant : ajoutez-le",
-    "string_pattern_mismatch": "n'a pas le format attendu",
+    "string_pattern_mismatch": "n'a pas le format attendu : corrigez-le",
     "string_too_short": "est vide : renseignez-le",
     "too_short": "est vide : renseignez-le",
     "string_too_long": "est trop long",
@@ -132,9 +132,19 @@ _PROBLEMS_FR = {
 }
 
 
+# The expected format of the fields checked by a pattern.
+_FORMATS_FR = {
+    "rpps": "11 chiffres (numéro RPPS)",
+    "structure_id": "l'identifiant national de la structure (chiffres et lettres majuscules)",
+    "birthplace_code": "le code INSEE de la commune de naissance, 5 caractères (99xxx à l'étranger)",
+}
+
+
 def _problem_fr(error: dict[str, object]) -> str:
     loc = error.get("loc", ())
     parts = loc if isinstance(loc, tuple) else (loc,)
+    if not parts:
+        return "la fiche doit être un objet JSON { \"patient\": …, \"document\": …, \"author\": … }"
     path = ".".join(str(p) for p in parts)
     label = " ".join(_FIELD_FR.get(str(p), str(p)) for p in parts)
     kind = str(error.get("type", ""))
@@ -145,6 +155,8 @@ def _problem_fr(error: dict[str, object]) -> str:
         detail = f"a une valeur inattendue ; {expected.replace(' or ', ' ou ')}"
     elif kind.startswith(("date", "datetime")):
         detail = "n'est pas une date valide : format attendu AAAA-MM-JJ"
+    elif kind == "string_pattern_mismatch" and str(parts[-1]) in _FORMATS_FR:
+        detail = f"n'a pas le format attendu : {_FORMATS_FR[str(parts[-1])]}"
     else:
         detail = _PROBLEMS_FR.get(kind, "est invalide")
     return f"« {path} » ({label}) {detail}"
@@ -158,7 +170,9 @@ def parse_sidecar(data: bytes, *, file_name: str) -> DocumentRequest:
     """Turn sidecar bytes into a DocumentRequest, or raise a rejection that says what to fix."""
     if len(data) > MAX_SIDECAR_BYTES:
         raise _reject(
-            f"Le fichier {file_name} est trop grand pour une fiche de métadonnées.",
+            f"Le fichier {file_name} dépasse {MAX_SIDECAR_BYTES // 1024} Ko, la taille maximale "
+            "d'une fiche de métadonnées : il ne contient probablement pas une fiche JSON. "
+            "Vérifiez le fichier exporté par le logiciel.",
             "SIDECAR_TOO_LARGE",
             "sidecar_too_large",
         )
@@ -219,7 +233,9 @@ def _to_request(s: SidecarIn, file_name: str) -> DocumentRequest:
     if specialty not in profession.specialties:
         raise _reject(
             f"La spécialité « {specialty} » ne correspond pas à la profession "
-            f"{profession.label_fr} dans {file_name}.",
+            f"{profession.label_fr} dans {file_name}. Spécialités possibles : "
+            f"{', '.join(sorted(profession.specialties))} ; corrigez « author.specialty » "
+            "ou laissez-la vide pour la spécialité par défaut.",
             "SPECIALTY_UNKNOWN",
             "specialty_unknown",
         )

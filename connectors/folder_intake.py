@@ -41,6 +41,7 @@ CLAIMED_DIR = "en-cours"
 DONE_DIR = "done"
 ERROR_DIR = "error"
 ORPHAN_AFTER = dt.timedelta(minutes=10)
+TEMPORARY_SUFFIXES = frozenset({".tmp", ".part", ".crdownload", ".partial"})
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,28 @@ def _free_name(folder: Path, name: str) -> Path:
         target = folder / f"{stem}-{counter}{suffix}"
         counter += 1
     return target
+
+
+def _files(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.is_file()]
+
+
+def _group(entries: list[Path]) -> dict[str, dict[str, Path]]:
+    """Files by base name, then by lower-case extension (practice software writes .PDF too).
+
+    Temporary files of a writer (leading '.' or '~', or ending in .tmp / .part) are skipped: they
+    will be renamed to their final name when complete.
+    """
+    by_stem: dict[str, dict[str, Path]] = {}
+    for path in entries:
+        if path.name.startswith((".", "~")) or path.suffix.lower() in TEMPORARY_SUFFIXES:
+            continue
+        by_stem.setdefault(path.stem, {})[path.suffix.lower()] = path
+    return by_stem
+
+
+def _pairs(folder: Path) -> dict[str, dict[str, Path]]:
+    return _group(_files(folder))
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -179,16 +202,11 @@ class FolderIntake:
         now = now or dt.datetime.now(dt.UTC)
         outcomes: list[Outcome] = []
         try:
-            entries = [p for p in self.layout.inbox.iterdir() if p.is_file()]
+            entries = _files(self.layout.inbox)
         except OSError as exc:
             log.error("folder_unreadable", error=type(exc).__name__)
             return outcomes
-        by_stem: dict[str, dict[str, Path]] = {}
-        for path in entries:
-            suffix = path.suffix.lower()
-            if path.name.startswith(".") or path.name.startswith("~"):
-                continue  # temporary files of the writer
-            by_stem.setdefault(path.stem, {})[suffix] = path
+        by_stem = _group(entries)
         for stem, files in sorted(by_stem.items()):
             outcome = await self._consider(stem, files, now)
             if outcome is not None:
@@ -203,6 +221,12 @@ class FolderIntake:
         pdf, sidecar = files.get(".pdf"), files.get(".json")
         unknown = [p for s, p in files.items() if s not in (".pdf", ".json")]
         if unknown and pdf is None and sidecar is None:
+            # Give a writer that renames its files time to do so before calling them unsupported.
+            first_seen = self._seen.get(stem, ((0, 0), (0, 0), now))[2]
+            self._seen[stem] = ((0, 0), (0, 0), first_seen)
+            if now - first_seen < ORPHAN_AFTER:
+                return None
+            del self._seen[stem]
             return self._quarantine_unclaimed(
                 unknown,
                 "FILE_UNSUPPORTED",
@@ -266,23 +290,23 @@ class FolderIntake:
     async def recover_claimed(self) -> list[Outcome]:
         """Finish pairs left in `en-cours/` by a crash (they may already be committed)."""
         outcomes = []
-        claimed = self.layout.claimed
-        for sidecar in sorted(claimed.glob("*.json")):
-            pdf = sidecar.with_suffix(".pdf")
-            inbox_pdf = self.layout.inbox / pdf.name
-            if not pdf.exists() and inbox_pdf.exists():
-                os.replace(inbox_pdf, pdf)
-            if pdf.exists():
-                outcome = await self._process(sidecar.stem, pdf, sidecar)
+        claimed = _pairs(self.layout.claimed)
+        inbox = _pairs(self.layout.inbox)
+        for stem, files in sorted(claimed.items()):
+            sidecar, pdf = files.get(".json"), files.get(".pdf")
+            if sidecar is not None and pdf is None and ".pdf" in inbox.get(stem, {}):
+                # Died between the two renames of _take(): bring the PDF next to its sidecar.
+                pdf = self.layout.claimed / inbox[stem][".pdf"].name
+                os.replace(inbox[stem][".pdf"], pdf)
+            if sidecar is not None and pdf is not None:
+                outcome = await self._process(stem, pdf, sidecar)
                 if outcome is not None:
                     outcomes.append(outcome)
-            else:
-                # Only the sidecar survived: give it back to the inbox, where the orphan rule
-                # will report it if its PDF never comes.
-                os.replace(sidecar, _free_name(self.layout.inbox, sidecar.name))
-        for pdf in sorted(claimed.glob("*.pdf")):
-            if not pdf.with_suffix(".json").exists():
-                os.replace(pdf, _free_name(self.layout.inbox, pdf.name))
+                continue
+            # Half a pair: give it back to the inbox, where the orphan rule reports it if its
+            # other half never comes.
+            for path in files.values():
+                os.replace(path, _free_name(self.layout.inbox, path.name))
         return outcomes
 
     async def _process(self, stem: str, pdf: Path, sidecar: Path) -> Outcome | None:
@@ -335,7 +359,7 @@ class FolderIntake:
         moved = [_free_name(self.layout.error, f.name) for f in files]
         for source, target in zip(files, moved, strict=True):
             os.replace(source, target)
-        reason = moved[0].with_name(f"{Path(moved[0].name).stem}.reason.txt")
+        reason = _free_name(self.layout.error, f"{Path(moved[0].name).stem}.reason.txt")
         reason.write_text(
             f"Document refusé par dmp-bridge le "
             f"{dt.datetime.now().astimezone():%d/%m/%Y à %H:%M}\n\n"

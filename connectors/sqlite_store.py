@@ -495,11 +495,12 @@ class SqliteStore:
         with self._lock:
             if state is None:
                 rows = self._conn.execute(
-                    "SELECT * FROM jobs ORDER BY id LIMIT ?", (limit,)
+                    "SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,)
                 ).fetchall()
             else:
                 rows = self._conn.execute(
-                    "SELECT * FROM jobs WHERE state = ? ORDER BY id LIMIT ?", (state.value, limit)
+                    "SELECT * FROM jobs WHERE state = ? ORDER BY id DESC LIMIT ?",
+                    (state.value, limit),
                 ).fetchall()
         return [_job(r) for r in rows]
 

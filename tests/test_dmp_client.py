@@ -24,7 +24,8 @@ from service.test_pki import generate_test_pki
 
 SERVICES = "/si-dmp-server/v2/services"
 REQUEST = HttpRequestBody(
-    content_type='application/soap+xml; charset=UTF-8; action="urn:ihe:iti:2007:RegistryStoredQuery"',
+    content_type='application/soap+xml; charset=UTF-8; '
+                 'action="urn:ihe:iti:2007:RegistryStoredQuery"',
     body=b'<?xml version="1.0" encoding="UTF-8"?><Envelope>requete</Envelope>',
 )
 
@@ -88,9 +89,9 @@ async def test_an_answer_is_returned_with_status_content_type_and_body(pki: Pki)
         return web.Response(status=200, body=b"<Envelope>reponse</Envelope>",
                             content_type="application/soap+xml", charset="utf-8")
 
-    async with https_server(answer, server_context(pki, pki.ca_cert)) as base_url:
-        async with DmpClient(base_url, client_context(pki), timeout_seconds=10) as client:
-            result = await client.post("registry", REQUEST)
+    async with (https_server(answer, server_context(pki, pki.ca_cert)) as base_url,
+                DmpClient(base_url, client_context(pki), timeout_seconds=10) as client):
+        result = await client.post("registry", REQUEST)
 
     assert result == HttpAnswer(200, "application/soap+xml; charset=utf-8",
                                 b"<Envelope>reponse</Envelope>")
@@ -116,10 +117,10 @@ async def test_an_untrusted_server_certificate_means_the_request_was_not_deliver
         return web.Response(status=200, body=b"<Envelope/>")
 
     # A server whose certificate comes from another authority than the one we trust.
-    async with https_server(answer, server_context(other_pki, pki.ca_cert)) as base_url:
-        async with DmpClient(base_url, client_context(pki), timeout_seconds=10) as client:
-            with pytest.raises(TransportError) as caught:
-                await client.post("registry", REQUEST)
+    async with (https_server(answer, server_context(other_pki, pki.ca_cert)) as base_url,
+                DmpClient(base_url, client_context(pki), timeout_seconds=10) as client):
+        with pytest.raises(TransportError) as caught:
+            await client.post("registry", REQUEST)
 
     assert caught.value.maybe_delivered is False
     assert "Certificate" in caught.value.detail

@@ -115,7 +115,8 @@ def test_a_garbage_pem_is_refused(damaged: str, pki: Pki, tmp_path: Path) -> Non
     cert, key = tmp_path / "org-sign.pem", tmp_path / "org-sign.key"
     shutil.copy(pki.org_sign.cert, cert)
     shutil.copy(pki.org_sign.key, key)
-    garbage = b"-----BEGIN CERTIFICATE-----\nce n'est pas un certificat\n-----END CERTIFICATE-----\n"
+    garbage = (b"-----BEGIN CERTIFICATE-----\nce n'est pas un certificat\n"
+               b"-----END CERTIFICATE-----\n")
     (cert if damaged == "cert" else key).write_bytes(garbage)
 
     with pytest.raises(CredentialsError) as caught:

@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 import json
 import subprocess
+from pathlib import Path
 
 from lxml import etree
 
@@ -114,8 +115,8 @@ def test_no_health_data_reaches_the_logs_or_the_console(
     canaries = [str(patient["ins"]), "CANARIFAMILLE", "Canariprenom", "canari confidentiel",
                 str(patient["birth_date"]), str(patient["birth_date"]).replace("-", ""),
                 "DUPONT"]
-    logs = list((installation.config.path(installation.config.bridge.data_dir)
-                 / "journaux").glob("*")) + [tmp_path / "bridge.out"]
+    journaux = installation.config.path(installation.config.bridge.data_dir) / "journaux"
+    logs = [*journaux.glob("*"), tmp_path / "bridge.out"]
     assert logs
     for path in logs:
         text = path.read_text(encoding="utf-8", errors="replace")
