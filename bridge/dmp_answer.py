@@ -134,8 +134,8 @@ def parse_answer(http_status: int, content_type: str, body: bytes) -> DmpAnswer:
     fault = root.find(f".//{{{SOAP}}}Fault")
     if fault is not None:
         # SOAP 1.2: Code/Value (Sender, Receiver…) and optional nested Subcode/Value.
-        code = " ".join(
-            (value.text or "").strip() for value in fault.iterfind(f"{{{SOAP}}}Code//{{{SOAP}}}Value"))
+        values = fault.iterfind(f"{{{SOAP}}}Code//{{{SOAP}}}Value")
+        code = " ".join((value.text or "").strip() for value in values)
         reason = " ".join(fault.findtext(f"{{{SOAP}}}Reason/{{{SOAP}}}Text", "").split())
         return DmpAnswer(http_status, False, fault=f"{code}: {reason}".strip(": "))
     response = (

@@ -136,7 +136,8 @@ _PROBLEMS_FR = {
 _FORMATS_FR = {
     "rpps": "11 chiffres (numéro RPPS)",
     "structure_id": "l'identifiant national de la structure (chiffres et lettres majuscules)",
-    "birthplace_code": "le code INSEE de la commune de naissance, 5 caractères (99xxx à l'étranger)",
+    "birthplace_code": "le code INSEE de la commune de naissance, 5 caractères "
+    "(99xxx à l'étranger)",
 }
 
 
