@@ -12,120 +12,28 @@ No logging here: this module handles health data (payloads), and the caller logs
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Final, Self
+from typing import Self
 
 from bridge.jobs import Intake, Job, JobEvent, JobState, check_transition
 from bridge.store_port import CorruptPayload, JobNotActive, StoreError, UnknownJob
+from connectors.sqlite_schema import (
+    BLOB_SQL,
+    ERROR_STATES,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    from_text,
+    job_from_row,
+    sha256_hex,
+    to_text,
+)
 
 BUSY_TIMEOUT_MS = 10_000
-_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"  # fixed width, so text order = time order in SQL
-_STATES_SQL = ", ".join(f"'{s.value}'" for s in JobState)
-# States whose event reason is the one shown to the user as "last error".
-_ERROR_STATES = frozenset(
-    {JobState.DEFERRED, JobState.AMBIGUOUS, JobState.HELD, JobState.DEAD, JobState.CORRUPT}
-)
-
-# Each entry moves the schema one version up; never edit a released entry, append a new one.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        f"""CREATE TABLE jobs (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, even after a purge
-            state TEXT NOT NULL CHECK (state IN ({_STATES_SQL})),
-            channel TEXT NOT NULL,
-            source_ref TEXT NOT NULL,
-            idempotency_key TEXT NOT NULL UNIQUE,
-            payload_sha256 TEXT NOT NULL,
-            received_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            next_attempt_at TEXT,
-            lease_until TEXT,
-            document_unique_id TEXT,
-            submission_unique_id TEXT,
-            last_error_code TEXT,
-            last_error_fr TEXT,
-            author_key TEXT,
-            leases INTEGER NOT NULL DEFAULT 0,  -- how many times the job was made active
-            sent_lease INTEGER,                 -- value of `leases` when mark_sent was called
-            leased_from TEXT                    -- state the current lease was taken from
-        )""",
-        """CREATE TABLE payloads (
-            job_id INTEGER PRIMARY KEY REFERENCES jobs(id),
-            payload BLOB NOT NULL,
-            metadata BLOB NOT NULL,
-            package BLOB,
-            package_sha256 TEXT
-        )""",
-        f"""CREATE TABLE events (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            job_id INTEGER NOT NULL REFERENCES jobs(id),
-            at TEXT NOT NULL,
-            from_state TEXT CHECK (from_state IS NULL OR from_state IN ({_STATES_SQL})),
-            to_state TEXT NOT NULL CHECK (to_state IN ({_STATES_SQL})),
-            code TEXT NOT NULL,
-            message_fr TEXT NOT NULL
-        )""",
-        "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-        "INSERT INTO counters (name, value) VALUES ('received', 0)",
-        "CREATE INDEX jobs_by_state ON jobs (state, id)",
-        "CREATE INDEX events_by_job ON events (job_id, id)",
-    ),
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
-
-# Each blob with the hash it is checked against (metadata carries none).
-_BLOB_SQL: Final = {
-    "payload": "SELECT p.payload, j.payload_sha256",
-    "metadata": "SELECT p.metadata, NULL",
-    "package": "SELECT p.package, p.package_sha256",
-}
-
-
-def _ts(value: datetime) -> str:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("naive datetime: the store only takes timezone-aware datetimes")
-    return value.astimezone(UTC).strftime(_TS_FORMAT)
-
-
-def _dt(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text).astimezone(UTC)
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _job(row: sqlite3.Row) -> Job:
-    received_at = _dt(row["received_at"])
-    updated_at = _dt(row["updated_at"])
-    assert received_at is not None and updated_at is not None  # NOT NULL columns
-    return Job(
-        id=row["id"],
-        state=JobState(row["state"]),
-        channel=row["channel"],
-        source_ref=row["source_ref"],
-        idempotency_key=row["idempotency_key"],
-        payload_sha256=row["payload_sha256"],
-        received_at=received_at,
-        updated_at=updated_at,
-        attempts=row["attempts"],
-        next_attempt_at=_dt(row["next_attempt_at"]),
-        lease_until=_dt(row["lease_until"]),
-        document_unique_id=row["document_unique_id"],
-        submission_unique_id=row["submission_unique_id"],
-        last_error_code=row["last_error_code"],
-        last_error_fr=row["last_error_fr"],
-        author_key=row["author_key"],
-    )
-
-
 class SqliteStore:
     """The job queue in one SQLite file. Open with `SqliteStore.open(path)`."""
 
@@ -213,7 +121,7 @@ class SqliteStore:
                     "mettez le logiciel à jour.",
                     code="STORE_TOO_NEW",
                 )
-            for statements in _MIGRATIONS[current:]:
+            for statements in MIGRATIONS[current:]:
                 for statement in statements:
                     conn.execute(statement)
             if row is None:
@@ -250,7 +158,7 @@ class SqliteStore:
 
     def _blob(self, job_id: int, column: str) -> tuple[bytes | None, str | None]:
         """The bytes and their recorded hash; UnknownJob if the job does not exist."""
-        sql = _BLOB_SQL[column] + (
+        sql = BLOB_SQL[column] + (
             " FROM jobs j LEFT JOIN payloads p ON p.job_id = j.id WHERE j.id = ?"
         )
         with self._lock:
@@ -262,13 +170,13 @@ class SqliteStore:
     # -- writes ------------------------------------------------------------------------------
 
     def enqueue(self, intake: Intake) -> tuple[Job, bool]:
-        received_at = _ts(intake.received_at)
+        received_at = to_text(intake.received_at)
         with self._write() as conn:
             existing = conn.execute(
                 "SELECT * FROM jobs WHERE idempotency_key = ?", (intake.idempotency_key,)
             ).fetchone()
             if existing is not None:
-                return _job(existing), False  # same input again: one job, payload kept once
+                return job_from_row(existing), False  # same input again: one job, payload kept once
             cur = conn.execute(
                 "INSERT INTO jobs (state, channel, source_ref, idempotency_key, payload_sha256,"
                 " received_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -277,7 +185,7 @@ class SqliteStore:
                     intake.channel,
                     intake.source_ref,
                     intake.idempotency_key,
-                    _sha256(intake.payload),
+                    sha256_hex(intake.payload),
                     received_at,
                     received_at,
                 ),
@@ -302,10 +210,10 @@ class SqliteStore:
         # The COMMIT in _write() has returned: row, payload and event are on disk. Only now may
         # the caller acknowledge the source (ACK, HTTP 202, move of the file). A crash before
         # this line leaves no job and no acknowledgement, so the source sends it again.
-        return _job(row), True
+        return job_from_row(row), True
 
     def claim(self, now: datetime, lease: timedelta) -> Job | None:
-        at = _ts(now)
+        at = to_text(now)
         with self._write() as conn:
             # Inside BEGIN IMMEDIATE: no other connection can write between this SELECT and the
             # UPDATE, so no two workers (or processes) ever lease the same job.
@@ -318,7 +226,7 @@ class SqliteStore:
                 return None
             old = JobState(row["state"])
             check_transition(old, JobState.ACTIVE)
-            self._activate(conn, row["id"], old, at, _ts(now + lease))
+            self._activate(conn, row["id"], old, at, to_text(now + lease))
             self._event(
                 conn,
                 row["id"],
@@ -328,7 +236,7 @@ class SqliteStore:
                 code="CLAIMED",
                 message_fr="Pris en charge pour l'envoi.",
             )
-            return _job(self._row(conn, row["id"]))
+            return job_from_row(self._row(conn, row["id"]))
 
     @staticmethod
     def _activate(
@@ -350,7 +258,7 @@ class SqliteStore:
             cur = conn.execute(
                 "UPDATE payloads SET package = ?, package_sha256 = ?"
                 " WHERE job_id = ? AND package IS NULL",
-                (package, _sha256(package), job_id),
+                (package, sha256_hex(package), job_id),
             )
             if cur.rowcount == 1:
                 conn.execute(
@@ -380,7 +288,7 @@ class SqliteStore:
         count_attempt: bool = False,
         lease: timedelta | None = None,
     ) -> Job:
-        at = _ts(now)
+        at = to_text(now)
         if new is JobState.DEFERRED and next_attempt_at is None:
             raise ValueError("a deferred job needs next_attempt_at, or it would never be retried")
         if new is JobState.ACTIVE and lease is None:
@@ -390,7 +298,7 @@ class SqliteStore:
             check_transition(old, new)  # raises before anything is written
             if new is JobState.ACTIVE:
                 assert lease is not None
-                self._activate(conn, job_id, old, at, _ts(now + lease))
+                self._activate(conn, job_id, old, at, to_text(now + lease))
             conn.execute(
                 "UPDATE jobs SET state = ?, updated_at = ?, attempts = attempts + ?,"
                 " next_attempt_at = ?, lease_until = CASE WHEN ? THEN lease_until END,"
@@ -403,7 +311,7 @@ class SqliteStore:
                     new.value,
                     at,
                     1 if count_attempt else 0,
-                    None if next_attempt_at is None else _ts(next_attempt_at),
+                    None if next_attempt_at is None else to_text(next_attempt_at),
                     new is JobState.ACTIVE,
                     *self._error_update(new, code),
                     *self._error_update(new, message_fr),
@@ -411,11 +319,11 @@ class SqliteStore:
                 ),
             )
             self._event(conn, job_id, at=at, old=old, new=new, code=code, message_fr=message_fr)
-            return _job(self._row(conn, job_id))
+            return job_from_row(self._row(conn, job_id))
 
     @staticmethod
     def _error_update(new: JobState, value: str) -> tuple[str, str]:
-        if new in _ERROR_STATES:
+        if new in ERROR_STATES:
             return "set", value
         return ("clear" if new is JobState.DONE else "keep"), value
 
@@ -425,7 +333,7 @@ class SqliteStore:
         A job whose request may have left (mark_sent during this lease), or whose lease was
         taken from AMBIGUOUS, becomes AMBIGUOUS: the DMP is asked before anything is resent.
         """
-        at = _ts(now)
+        at = to_text(now)
         with self._write() as conn:
             rows = conn.execute(
                 "SELECT id, leases, sent_lease, leased_from FROM jobs WHERE state = ? ORDER BY id",
@@ -461,7 +369,7 @@ class SqliteStore:
 
     def payload(self, job_id: int) -> bytes:
         data, sha = self._blob(job_id, "payload")
-        if data is None or sha is None or _sha256(data) != sha:
+        if data is None or sha is None or sha256_hex(data) != sha:
             raise CorruptPayload(job_id, "payload")
         return bytes(data)
 
@@ -475,21 +383,21 @@ class SqliteStore:
         data, sha = self._blob(job_id, "package")
         if data is None:
             return None
-        if sha is None or _sha256(data) != sha:
+        if sha is None or sha256_hex(data) != sha:
             raise CorruptPayload(job_id, "package")
         return bytes(data)
 
     def get(self, job_id: int) -> Job | None:
         with self._lock:
             row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return None if row is None else _job(row)
+        return None if row is None else job_from_row(row)
 
     def find_by_key(self, idempotency_key: str) -> Job | None:
         with self._lock:
             row = self._conn.execute(
                 "SELECT * FROM jobs WHERE idempotency_key = ?", (idempotency_key,)
             ).fetchone()
-        return None if row is None else _job(row)
+        return None if row is None else job_from_row(row)
 
     def list_jobs(self, state: JobState | None = None, limit: int = 100) -> list[Job]:
         with self._lock:
@@ -502,7 +410,7 @@ class SqliteStore:
                     "SELECT * FROM jobs WHERE state = ? ORDER BY id DESC LIMIT ?",
                     (state.value, limit),
                 ).fetchall()
-        return [_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     def events(self, job_id: int) -> list[JobEvent]:
         with self._lock:
@@ -511,7 +419,7 @@ class SqliteStore:
             ).fetchall()
         result = []
         for r in rows:
-            at = _dt(r["at"])
+            at = from_text(r["at"])
             assert at is not None
             result.append(
                 JobEvent(

@@ -30,11 +30,14 @@ fi
 stamp=".venv/.installed-${extra:-run}"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-  if [ "$extra" = "test" ]; then
-    .venv/bin/python -m pip install --quiet -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
-  else
-    .venv/bin/python -m pip install --quiet -e . 2>&1 | grep -v "^WARNING: Location" || true
+  echo "Installation des paquets Python dans .venv (journal : .venv/pip-install.log)…"
+  target="."
+  [ "$extra" = "test" ] && target=".[test]"
+  if ! { .venv/bin/python -m pip install --upgrade pip &&
+         .venv/bin/python -m pip install -e "$target"; } > .venv/pip-install.log 2>&1; then
+    tail -n 30 .venv/pip-install.log >&2
+    echo "L'installation des paquets Python a échoué (voir .venv/pip-install.log)." >&2
+    exit 1
   fi
   .venv/bin/python -c 'import bridge, connectors, mappings, service, aiohttp, lxml, signxml' 
   echo "$want" > "$stamp"

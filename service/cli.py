@@ -10,20 +10,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bridge.jobs import JobState
 from service.config import CONFIG_NAME, BridgeConfig, ConfigError, load_config
+from service.labels import STATE_LABELS
 
 EXIT_CONFIG = 2
 
-STATE_LABELS = {
-    "queued": "en attente d'envoi",
-    "active": "en cours d'envoi",
-    "deferred": "nouvel essai programmé",
-    "ambiguous": "vérification auprès du DMP",
-    "held": "en attente d'une action",
-    "dead": "refusés (à corriger)",
-    "corrupt": "altérés",
-    "done": "enregistrés dans le DMP",
-}
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:
@@ -102,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Liste les documents, les plus récents d'abord.",
     )
     _config_arg(listing)
-    listing.add_argument("--etat", choices=sorted(STATE_LABELS), help="filtrer par état")
+    listing.add_argument(
+        "--etat", choices=sorted(state.value for state in JobState), help="filtrer par état"
+    )
     listing.add_argument("--limite", type=int, default=50, help="nombre maximal de lignes")
 
     show = sub.add_parser(
@@ -188,7 +182,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         return 0 if balanced else 1
     print(f"Documents reçus : {received}")
     for state, count in counts.items():
-        print(f"  {STATE_LABELS[state.value]:<32} {count}")
+        print(f"  {STATE_LABELS[state]:<32} {count}")
     print(
         "Conservation : "
         + (
@@ -201,8 +195,6 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from bridge.jobs import JobState
-
     config = _load(args.config)
     with _open_store(config) as store:
         jobs = store.list_jobs(JobState(args.etat) if args.etat else None, args.limite)
@@ -225,7 +217,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if job is None:
         print(f"Aucun document n° {args.job_id}.", file=sys.stderr)
         return 1
-    print(f"Document n° {job.id} — {STATE_LABELS[job.state.value]} ({job.state.value})")
+    print(f"Document n° {job.id} — {STATE_LABELS[job.state]} ({job.state.value})")
     print(f"  reçu le {job.received_at:%d/%m/%Y %H:%M:%S} par {job.channel} ({job.source_ref})")
     print(f"  tentatives : {job.attempts}")
     if job.document_unique_id:

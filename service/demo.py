@@ -15,10 +15,12 @@ import socket
 from pathlib import Path
 
 from bridge.ins import nir_key
+from bridge.jobs import JobState
 from connectors.folder_intake import Outcome
 from service.config import CONFIG_NAME, load_config
 from service.dispatcher import Finished
 from service.init import init_installation
+from service.labels import STATE_LABELS
 from service.logs import configure_logging
 from service.runner import Bridge, Hooks, run_bridge
 from service.sample_pdf import make_pdf
@@ -179,9 +181,10 @@ def run_demo(parent: Path) -> int:
     def on_finished(finished: Finished) -> None:
         job = finished.job
         name = names.get(job.id, job.source_ref)
-        mark = "✔" if job.state.value == "done" else "•"
+        mark = "✔" if job.state is JobState.DONE else "•"
+        detail = "" if job.state is JobState.DONE else f" — {finished.decision.message_fr}"
         print(
-            f"  {mark} {name} (n° {job.id}) : {job.state.value} — {finished.decision.message_fr}",
+            f"  {mark} {name} (n° {job.id}) : {STATE_LABELS[job.state]}{detail}",
             flush=True,
         )
 

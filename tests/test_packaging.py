@@ -26,7 +26,7 @@ from bridge.xmlsafe import parse_xml
 from connectors.software_credentials import SoftwareCredentials
 from service.sample_pdf import make_pdf
 from service.test_pki import pki_layout
-from tests.factories import PARIS_WINTER, make_sidecar_dict, make_software_credentials
+from tests.factories import PARIS_WINTER, make_sidecar_dict
 
 NS = {"xdsb": ids.NS_XDSB, "rim": ids.NS_RIM, "xop": ids.NS_XOP, "ds": DS}
 PDF = make_pdf(["Compte rendu de soins infirmiers", "Pansement refait, plaie propre."])
@@ -42,16 +42,6 @@ def request_from_sidecar(identity_status: str = "QUAL") -> DocumentRequest:
     sidecar = make_sidecar_dict()
     sidecar["patient"]["identity_status"] = identity_status
     return parse_sidecar(json.dumps(sidecar).encode(), file_name="CR.json")
-
-
-@pytest.fixture(scope="module")
-def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("pki")
-
-
-@pytest.fixture(scope="module")
-def credentials(pki_dir: Path) -> SoftwareCredentials:
-    return make_software_credentials(pki_dir)
 
 
 def package_for(credentials: SoftwareCredentials, request: DocumentRequest) -> Package:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -15,8 +14,7 @@ from bridge.schemas import SchemaName, validation_errors
 from bridge.vihf import AccessMode, AuthMode, Software, VihfRequest, build_vihf
 from bridge.xmlsafe import parse_xml
 from connectors.software_credentials import SoftwareCredentials
-from service.test_pki import pki_layout
-from tests.factories import PARIS_WINTER, make_author, make_patient, make_software_credentials
+from tests.factories import PARIS_WINTER, make_author, make_patient
 
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 HL7 = "urn:hl7-org:v3"
@@ -35,21 +33,6 @@ DOCTOR = dict(profession_code="10", specialty_code="G15_10/SM54",
               specialty_display="Médecin - Médecine Générale (SM)")
 PHARMACIST = dict(profession_code="21", specialty_code="G15_21/A",
                   specialty_display="Pharmacien titulaire d'officine")
-
-
-@pytest.fixture(scope="module")
-def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("pki")
-
-
-@pytest.fixture(scope="module")
-def credentials(pki_dir: Path) -> SoftwareCredentials:
-    return make_software_credentials(pki_dir)
-
-
-@pytest.fixture(scope="module")
-def sign_cert_pem(pki_dir: Path, credentials: SoftwareCredentials) -> str:
-    return pki_layout(pki_dir).org_sign.cert.read_text("ascii")
 
 
 def request(credentials: SoftwareCredentials, author: Author | None = None,

@@ -17,7 +17,6 @@ from bridge.schemas import SchemaName, validation_errors
 from bridge.xades import DS, XADES, build_unsigned_xades
 from bridge.xmlsafe import parse_xml
 from connectors.software_credentials import SoftwareCredentials
-from service.test_pki import pki_layout
 from tests.factories import PARIS_WINTER, make_packaged_document, make_software_credentials
 
 NS = {"ds": DS, "xades": XADES}
@@ -26,21 +25,6 @@ SIGNING_TIME = dt.datetime(2024, 1, 15, 10, 35, 0, tzinfo=PARIS_WINTER)
 CDA = make_packaged_document().cda
 SECOND = b"<ClinicalDocument>second document, other bytes</ClinicalDocument>"
 DOCUMENTS = [("1.2.250.1.999.1.1.4242.1", CDA), ("1.2.250.1.999.1.1.4243.1", SECOND)]
-
-
-@pytest.fixture(scope="module")
-def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("pki")
-
-
-@pytest.fixture(scope="module")
-def credentials(pki_dir: Path) -> SoftwareCredentials:
-    return make_software_credentials(pki_dir)
-
-
-@pytest.fixture(scope="module")
-def sign_cert_pem(pki_dir: Path, credentials: SoftwareCredentials) -> str:
-    return pki_layout(pki_dir).org_sign.cert.read_text("ascii")
 
 
 def signed_xades(credentials: SoftwareCredentials,

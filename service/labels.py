@@ -1,0 +1,16 @@
+"""French words for what the user reads about job states."""
+
+from __future__ import annotations
+
+from bridge.jobs import JobState
+
+STATE_LABELS: dict[JobState, str] = {
+    JobState.QUEUED: "en attente d'envoi",
+    JobState.ACTIVE: "en cours d'envoi",
+    JobState.DEFERRED: "nouvel essai programmé",
+    JobState.AMBIGUOUS: "vérification auprès du DMP",
+    JobState.HELD: "en attente d'une action",
+    JobState.DEAD: "refusé (à corriger)",
+    JobState.CORRUPT: "altéré",
+    JobState.DONE: "enregistré dans le DMP",
+}
