@@ -125,6 +125,7 @@ class DocumentCodes:
     facility_type: Coded  # JDV_J02 / J61, the healthCareFacility code
     confidentiality: Coded  # N / R / V
     visibility: tuple[Coded, ...] = ()  # extra confidentialityCodes from TRE_A07
+    event_codes: tuple[Coded, ...] = ()  # eventCodeList: acts, pathologies…
 
 
 @dataclass(frozen=True)

@@ -236,6 +236,8 @@ def _document_entry(parent: etree._Element, doc: PackagedDocument, idgen: _Ids) 
     for confidentiality in (codes.confidentiality, *codes.visibility):
         _coded_classification(entry, ids.DE_CONFIDENTIALITY_CODE, entry_id, confidentiality, idgen)
     _coded_classification(entry, ids.DE_FORMAT_CODE, entry_id, codes.format_code, idgen)
+    for event in codes.event_codes:
+        _coded_classification(entry, ids.DE_EVENT_CODE_LIST, entry_id, event, idgen)
     _coded_classification(
         entry, ids.DE_HEALTHCARE_FACILITY_TYPE_CODE, entry_id, codes.facility_type, idgen
     )

@@ -42,3 +42,10 @@ class MappingRejected(BridgeError):
 
     code = "MAPPING_REJECTED"
     event = "mapping_rejected"
+
+
+class HeldForPerson(BridgeError):
+    """The document is fine but must wait for a person's decision (job `held`)."""
+
+    code = "HELD"
+    event = "job_held"

@@ -17,16 +17,15 @@ from dataclasses import dataclass
 from lxml import etree
 
 from bridge.cda import build_cda
-from bridge.classify import content_type, document_codes
+from bridge.classify import content_type
 from bridge.domain import (
     ClinicalDocument,
-    IdentityStatus,
+    DocumentCodes,
     PackagedDocument,
     SignatureDocument,
     Submission,
 )
 from bridge.ebrim import build_provide_and_register
-from bridge.errors import IdentityRejected
 from bridge.sidecar import DocumentRequest
 from bridge.xades import SigningCertificate, build_unsigned_xades
 from bridge.xmlsafe import parse_xml
@@ -83,23 +82,11 @@ class Package:
         )
 
 
-def check_identity(request: DocumentRequest) -> None:
-    """Only qualified identities go to the DMP (référentiel INS); others wait for a person."""
-    status = request.patient.identity_status
-    if status is not IdentityStatus.QUAL:
-        raise IdentityRejected(
-            f"L'identité du patient n'est pas qualifiée (statut {status.value}). Qualifiez-la "
-            "dans le logiciel (vérification d'une pièce d'identité et appel au téléservice INSi), "
-            "puis réexportez le document ; il est conservé en attente d'ici là.",
-            code="IDENTITY_NOT_QUALIFIED",
-            event="identity_not_qualified",
-        )
-
-
 def build_package(
     request: DocumentRequest,
     pdf: bytes,
     *,
+    codes: DocumentCodes,
     ids: MintedIds,
     now: dt.datetime,
     source_id: str,
@@ -107,7 +94,6 @@ def build_package(
     sign: Callable[[bytes], bytes],
 ) -> Package:
     """CDA N1 around the PDF, XAdES over the set, ebRIM metadata: ready to send."""
-    check_identity(request)
     author = request.author
     clinical = ClinicalDocument(
         unique_id=oid_from_uuid(ids.document),
@@ -119,7 +105,7 @@ def build_package(
         service_stop=request.date,
         patient=request.patient,
         author=author,
-        codes=document_codes(request.kind, author),
+        codes=codes,
         pdf=pdf,
     )
     cda = build_cda(clinical)

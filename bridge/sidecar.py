@@ -27,10 +27,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from bridge.domain import Author, IdentityStatus, Patient, Sex
+from bridge.domain import OID_SECTOR, Author, IdentityStatus, Patient, Sex
 from bridge.errors import IntakeRejected
 from bridge.ins import parse_ins
-from mappings.builtin import DOCUMENT_KINDS, PROFESSIONS, SECTORS
+from mappings.professions import default_specialty
+from mappings.valuesets import VS, load_value_set
 
 MAX_SIDECAR_BYTES = 64 * 1024
 
@@ -52,12 +53,17 @@ class PatientIn(_Strict):
     sex: Literal["F", "M", "U"]
     # INSEE code of the birthplace (99xxx abroad): one of the INS traits the CDA must carry.
     birthplace_code: Annotated[str, StringConstraints(pattern=r"^[0-9][0-9AB][0-9]{3}$")]
+    # The patient's choices about their DMP, as recorded by the practice (optional).
+    feeding_opposition: bool | None = None
+    consultation_consent_date: dt.date | None = None
 
 
 class DocumentIn(_Strict):
     kind: str
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     date: dt.datetime
+    # The professional wants to see the patient before the document is shared (e.g. bad news).
+    confirm_with_patient: bool = False
 
 
 class AuthorIn(_Strict):
@@ -88,6 +94,9 @@ class DocumentRequest:
     kind: str
     title: str
     date: dt.datetime
+    confirm_with_patient: bool = False
+    feeding_opposition: bool | None = None
+    consultation_consent_date: dt.date | None = None
 
 
 _FIELD_FR = {
@@ -114,6 +123,9 @@ _FIELD_FR = {
     "structure_id": "identifiant de la structure",
     "structure_name": "nom de la structure",
     "sector": "secteur d'activité",
+    "feeding_opposition": "opposition à l'alimentation du DMP",
+    "consultation_consent_date": "date du consentement à la consultation",
+    "confirm_with_patient": "à confirmer avec le patient",
 }
 
 
@@ -205,15 +217,12 @@ def parse_sidecar(data: bytes, *, file_name: str) -> DocumentRequest:
 
 def _to_request(s: SidecarIn, file_name: str) -> DocumentRequest:
     ins = parse_ins(s.patient.ins, s.patient.ins_oid)
-    kind = s.document.kind.strip().lower()
-    if kind not in DOCUMENT_KINDS:
-        known = ", ".join(sorted(DOCUMENT_KINDS))
-        raise _reject(
-            f"Le type de document « {s.document.kind} » de {file_name} n'est pas "
-            f"connu. Types possibles : {known}.",
-            "KIND_UNKNOWN",
-            "document_kind_unknown",
-        )
+    # The kind is the practice software's own label (or a typeCode): the feeding matrix, not
+    # the sidecar, decides whether it is known (bridge.classify).
+    kind = " ".join(s.document.kind.split())
+    if not kind:
+        raise _reject(f"Le type de document est vide dans {file_name} : indiquez-le.",
+                      "KIND_MISSING", "document_kind_missing")
     if s.document.date.tzinfo is None:
         raise _reject(
             f"La date du document dans {file_name} doit préciser le fuseau horaire "
@@ -221,7 +230,7 @@ def _to_request(s: SidecarIn, file_name: str) -> DocumentRequest:
             "DATE_NO_TZ",
             "date_without_tz",
         )
-    profession = PROFESSIONS.get(s.author.profession)
+    profession = load_value_set(VS.PROFESSION).get(s.author.profession)
     if profession is None:
         raise _reject(
             f"La profession « {s.author.profession} » de l'auteur dans {file_name} "
@@ -230,20 +239,24 @@ def _to_request(s: SidecarIn, file_name: str) -> DocumentRequest:
             "PROFESSION_UNKNOWN",
             "profession_unknown",
         )
-    specialty = s.author.specialty or profession.default_specialty
-    if specialty not in profession.specialties:
+    specialty_code = s.author.specialty or default_specialty(profession.code)
+    specialty = load_value_set(VS.AUTHOR_SPECIALTY).get(specialty_code)
+    prefix = f"G15_{profession.code}"
+    if specialty is None or specialty_code.partition("/")[0] != prefix:
         raise _reject(
-            f"La spécialité « {specialty} » ne correspond pas à la profession "
-            f"{profession.label_fr} dans {file_name}. Spécialités possibles : "
-            f"{', '.join(sorted(profession.specialties))} ; corrigez « author.specialty » "
-            "ou laissez-la vide pour la spécialité par défaut.",
+            f"La spécialité « {specialty_code} » ne correspond pas à la profession "
+            f"{profession.display} dans {file_name}. Attendu : un code du jeu de valeurs "
+            f"JDV_J01 commençant par {prefix} (par exemple {default_specialty(profession.code)})"
+            " ; corrigez « author.specialty » ou laissez-la vide pour la spécialité par défaut.",
             "SPECIALTY_UNKNOWN",
             "specialty_unknown",
         )
-    if s.author.sector not in SECTORS:
+    sector = load_value_set(VS.FACILITY_TYPE).get(s.author.sector, OID_SECTOR)
+    if sector is None:
         raise _reject(
             f"Le secteur d'activité « {s.author.sector} » dans {file_name} n'est pas "
-            f"reconnu (attendus : {', '.join(SECTORS)}).",
+            "reconnu : attendu un code SAxx du jeu de valeurs JDV_J02 (par exemple SA07 "
+            "cabinet individuel, SA08 cabinet de groupe, SA33 officine).",
             "SECTOR_UNKNOWN",
             "sector_unknown",
         )
@@ -262,12 +275,19 @@ def _to_request(s: SidecarIn, file_name: str) -> DocumentRequest:
         family_name=s.author.family_name.upper(),
         given_name=s.author.given_name,
         profession_code=profession.code,
-        specialty_code=specialty,
-        specialty_display=profession.specialties[specialty],
+        specialty_code=specialty.code,
+        specialty_display=specialty.display,
         structure_id=s.author.structure_id,
         structure_name=s.author.structure_name,
         sector_code=s.author.sector,
     )
     return DocumentRequest(
-        patient=patient, author=author, kind=kind, title=s.document.title, date=s.document.date
+        patient=patient,
+        author=author,
+        kind=kind,
+        title=s.document.title,
+        date=s.document.date,
+        confirm_with_patient=s.document.confirm_with_patient,
+        feeding_opposition=s.patient.feeding_opposition,
+        consultation_consent_date=s.patient.consultation_consent_date,
     )

@@ -31,9 +31,9 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from bridge.errors import BridgeError, IntakeRejected
+from bridge.folder_document import accept_pair
 from bridge.jobs import Intake, Job
-from bridge.pdf import check_pdf
-from bridge.sidecar import parse_sidecar
+from mappings.matrix import Matrix
 
 log = structlog.get_logger("dmp_bridge.folder")
 
@@ -146,8 +146,10 @@ class FolderIntake:
         stability: dt.timedelta,
         rescan_interval: float = 2.0,
         on_outcome: Callable[[Outcome], None] | None = None,
+        matrix: Matrix | None = None,
     ) -> None:
         self.layout = FolderLayout(inbox)
+        self._matrix = matrix  # when given, a document kind it does not know is refused
         self._enqueue = enqueue
         self._stability = stability
         self._rescan = rescan_interval
@@ -317,8 +319,8 @@ class FolderIntake:
             log.warning("folder_read_failed", error=type(exc).__name__)
             return None
         try:
-            check_pdf(pdf_bytes, file_name=pdf.name)
-            parse_sidecar(sidecar_bytes, file_name=sidecar.name)
+            accept_pair(pdf_bytes, sidecar_bytes, pdf_name=pdf.name, sidecar_name=sidecar.name,
+                        matrix=self._matrix)
         except BridgeError as exc:
             return self._quarantine([pdf, sidecar], stem, exc)
         key = hashlib.sha256(

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bridge.jobs import JobState
+from mappings.matrix import Matrix, load_matrix
 from service.config import CONFIG_NAME, BridgeConfig, ConfigError, load_config
-from service.labels import STATE_LABELS
+from service.labels import RELEASED_BY_USER, STATE_LABELS
 
 EXIT_CONFIG = 2
 
@@ -106,6 +107,75 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_arg(show)
     show.add_argument("job_id", type=int, metavar="NUMERO", help="numéro du document")
+
+    matrix = sub.add_parser(
+        "matrix",
+        help="vérifier ou afficher la matrice d'alimentation",
+        description="La matrice d'alimentation : quel professionnel envoie quel document, avec "
+        "quels codes. « check » la vérifie contre les jeux de valeurs officiels, « show » "
+        "l'affiche.",
+    )
+    matrix_sub = matrix.add_subparsers(dest="matrix_command", required=True, metavar="ACTION")
+    check = matrix_sub.add_parser(
+        "check",
+        help="vérifier la matrice (codes, classes, professions, libellés en double)",
+        description="Vérifie la matrice nationale, la surcouche régionale et les réglages du "
+        "cabinet (ou, si FICHIER est donné, la matrice nationale et ce fichier de surcouche). "
+        "Chaque problème nomme le fichier, la ligne et la correction. Code de sortie 2 en cas "
+        "de problème.",
+    )
+    _config_arg(check)
+    check.add_argument("file", type=Path, nargs="?", metavar="FICHIER",
+                       help="fichier de surcouche (TOML) à vérifier")
+    show_matrix = matrix_sub.add_parser(
+        "show",
+        help="afficher les lignes de la matrice",
+        description="Affiche les lignes de la matrice en vigueur, éventuellement pour une "
+        "profession (code TRE_G15 : 10 médecin, 21 pharmacien, 60 infirmier…).",
+    )
+    _config_arg(show_matrix)
+    show_matrix.add_argument("--profession", metavar="CODE", help="code TRE_G15")
+    show_matrix.add_argument("--specialite", metavar="CODE", help="code JDV_J01 (ex. G15_10/SM54)")
+
+    preview = sub.add_parser(
+        "preview",
+        help="aperçu de ce qui serait envoyé pour un fichier, sans rien envoyer",
+        description="Pour un PDF et sa fiche JSON (ou un document CDA .xml) : chaque "
+        "métadonnée qui serait envoyée, la ligne de la matrice et l'entrée du jeu de valeurs "
+        "qui l'ont choisie, et pourquoi le document serait mis en attente ou refusé. Rien n'est "
+        "envoyé.",
+    )
+    _config_arg(preview)
+    preview.add_argument("path", type=Path, metavar="CHEMIN", help="fichier .pdf, .json ou .xml")
+
+    report = sub.add_parser(
+        "report",
+        help="rapport Ségur : documents éligibles et alimentés par type et par mois",
+        description="Pour les documents que la matrice marque « alimentation automatique » "
+        "(Ségur), compte par type et par mois les documents reçus et ceux enregistrés dans le "
+        "DMP, face à l'objectif de 90 %.",
+    )
+    _config_arg(report)
+    report.add_argument("--csv", action="store_true", help="sortie CSV (séparateur ;)")
+
+    release = sub.add_parser(
+        "release",
+        help="libérer un document en attente (après l'avoir vu avec le patient)",
+        description="Remet dans la file d'envoi un document en attente d'une action, par exemple "
+        "un document « à confirmer avec le patient » une fois le patient informé. Les contrôles "
+        "d'identité et d'opposition s'appliquent toujours.",
+    )
+    _config_arg(release)
+    release.add_argument("job_id", type=int, metavar="NUMERO", help="numéro du document")
+
+    cancel = sub.add_parser(
+        "cancel",
+        help="annuler l'envoi d'un document en attente",
+        description="Abandonne l'envoi d'un document en attente d'une action. Il reste visible "
+        "(état « refusé ») et peut être renvoyé plus tard.",
+    )
+    _config_arg(cancel)
+    cancel.add_argument("job_id", type=int, metavar="NUMERO", help="numéro du document")
     return parser
 
 
@@ -234,6 +304,139 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator_action(args: argparse.Namespace, new: JobState, code: str, message: str) -> int:
+    import datetime as dt
+
+    from bridge.errors import BridgeError
+
+    config = _load(args.config)
+    with _open_store(config) as store:
+        job = store.get(args.job_id)
+        if job is None or job.state is not JobState.HELD:
+            state = STATE_LABELS[job.state] if job else "inconnu"
+            print(f"Le document n° {args.job_id} n'est pas en attente d'une action ({state}) : "
+                  "rien à faire.", file=sys.stderr)
+            return 1
+        try:
+            store.transition(job.id, new, code=code, message_fr=message,
+                             now=dt.datetime.now(dt.UTC))
+        except BridgeError as exc:
+            print(exc.message_fr, file=sys.stderr)
+            return 1
+    print(f"Document n° {args.job_id} : {message}")
+    return 0
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    return _operator_action(args, JobState.QUEUED, RELEASED_BY_USER,
+                            "libéré par l'utilisateur, il va être envoyé.")
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    return _operator_action(args, JobState.DEAD, "CANCELLED_BY_USER",
+                            "envoi annulé par l'utilisateur.")
+
+
+def _matrix_for(args: argparse.Namespace) -> tuple[BridgeConfig | None, Matrix]:
+    """The configuration (if the file exists) and the matrix it runs with."""
+    from service.matrix_loading import matrix_from_config
+
+    if args.config.exists():
+        config = _load(args.config)
+        return config, matrix_from_config(config)
+    return None, load_matrix()
+
+
+def _cmd_matrix(args: argparse.Namespace) -> int:
+    from service.matrix_loading import (
+        config_overrides,
+        explain_problems,
+        matrix_problems,
+    )
+
+    if args.matrix_command == "check":
+        if args.file is not None:
+            matrix, problems = matrix_problems(region=None, overrides=[],
+                                               extra_files=[args.file])
+        elif args.config.exists():
+            config = _load(args.config)
+            matrix, problems = matrix_problems(
+                region=config.matrix.region, overrides=config_overrides(config),
+                extra_files=[config.path(p) for p in config.matrix.extra_files])
+        else:
+            matrix, problems = matrix_problems(region="bretagne", overrides=[], extra_files=[])
+        if problems or matrix is None:
+            print(explain_problems(problems), file=sys.stderr)
+            return EXIT_CONFIG
+        print(f"Matrice valide : {matrix.name} {matrix.version} ({matrix.date}), "
+              f"couches : {', '.join(matrix.layers)} ; {len(matrix.rows)} lignes.")
+        return 0
+    _, loaded = _matrix_for(args)
+    categories = sorted(loaded.categories)
+    if args.profession:
+        category = loaded.category_of(args.profession, args.specialite)
+        if category is None:
+            print(f"Aucune catégorie de la matrice pour la profession {args.profession}.",
+                  file=sys.stderr)
+            return 1
+        categories = [category]
+    for key in categories:
+        print(f"== {key} — {loaded.categories[key].label_fr}")
+        for row in loaded.rows_for(key):
+            flags = [name for name, on in (("à confirmer", row.confirm_with_patient),
+                                           ("Ségur", row.auto_feed),
+                                           ("structuré exigé", row.structured_required)) if on]
+            extra = f" [{', '.join(flags)}]" if flags else ""
+            visibility = f" {'+'.join(row.visibility)}" if row.visibility else ""
+            print(f"  {row.id:<8} {row.type_code:<12} {row.classeur:<13} {row.label}"
+                  f"{visibility}{extra}")
+    return 0
+
+
+def _cmd_preview(args: argparse.Namespace) -> int:
+    from bridge.identity_gate import Target
+    from service.preview import preview
+
+    config, matrix = _matrix_for(args)
+    target = Target(config.bridge.environment) if config else Target.SIMULATOR
+    result = preview(args.path, matrix, target)
+    print(result.text)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from bridge.classify import find_row
+    from bridge.errors import BridgeError
+    from bridge.segur import FedDocument, report_csv, segur_report
+    from bridge.sidecar import parse_sidecar
+
+    config, matrix = _matrix_for(args)
+    if config is None:
+        raise ConfigError(f"Le fichier de configuration {args.config} est introuvable : "
+                          "indiquez-le avec --config.")
+    documents = []
+    with _open_store(config) as store:
+        for job in store.list_jobs(limit=1_000_000):
+            try:
+                request = parse_sidecar(store.metadata(job.id), file_name=job.source_ref)
+                _, row = find_row(matrix, request.author, request.kind)
+            except BridgeError:
+                continue
+            documents.append(FedDocument(job.received_at, row.type_code, row.label,
+                                         row.auto_feed, job.state))
+    lines = segur_report(documents)
+    if args.csv:
+        sys.stdout.write(report_csv(lines))
+        return 0
+    if not lines:
+        print("Aucun document éligible à l'alimentation automatique (Ségur) pour l'instant.")
+    for line in lines:
+        mark = "atteint" if line.meets_target else "non atteint"
+        print(f"{line.month}  {line.type_code:<10} {line.type_label:<45} "
+              f"{line.fed}/{line.eligible} ({line.ratio:.0%}, objectif 90 % {mark})")
+    return 0
+
+
 COMMANDS = {
     "init": _cmd_init,
     "run": _cmd_run,
@@ -242,6 +445,11 @@ COMMANDS = {
     "status": _cmd_status,
     "list": _cmd_list,
     "show": _cmd_show,
+    "release": _cmd_release,
+    "matrix": _cmd_matrix,
+    "preview": _cmd_preview,
+    "report": _cmd_report,
+    "cancel": _cmd_cancel,
 }
 
 

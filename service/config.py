@@ -32,7 +32,7 @@ class _Section(BaseModel):
 class BridgeSection(_Section):
     data_dir: Path = Path("donnees")
     source_id: Annotated[str, Field(pattern=r"^[0-2](\.(0|[1-9][0-9]*))+$", max_length=64)]
-    environment: Literal["simulateur"] = "simulateur"
+    environment: Literal["simulateur", "production"] = "simulateur"
 
 
 class IntakeSection(_Section):
@@ -66,6 +66,17 @@ class SimulatorSection(_Section):
     client_ca: Path = Path("pki/ac-test.pem")
 
 
+class MatrixSection(_Section):
+    # The regional overlay on top of the national matrix (None: national only).
+    region: str | None = "bretagne"
+    # Extra overlay files (for example the URPS's own), applied after the region's.
+    extra_files: list[Path] = Field(default_factory=list)
+    # This practice's own changes, applied last: same shapes as an overlay file.
+    override: list[dict[str, object]] = Field(default_factory=list)
+    add: list[dict[str, object]] = Field(default_factory=list)
+    disable: list[dict[str, object]] = Field(default_factory=list)
+
+
 class LoggingSection(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -76,6 +87,7 @@ class BridgeConfig(_Section):
     dmp: DmpSection = DmpSection()
     credentials: CredentialsSection = CredentialsSection()
     simulator: SimulatorSection = SimulatorSection()
+    matrix: MatrixSection = MatrixSection()
     logging: LoggingSection = LoggingSection()
     # Folder of the configuration file: the base of every relative path.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -124,7 +136,8 @@ _HINTS = {
     "simulator.port": "un port entre 1 et 65535",
     "logging.level": "debug, info, warning ou error",
     "credentials.mode": "« etablissement » (certificats logiciels de la structure)",
-    "bridge.environment": "« simulateur » (la production n'est pas encore ouverte)",
+    "bridge.environment": "« simulateur » ou « production »",
+    "matrix.region": "le nom d'une matrice régionale livrée (par exemple « bretagne »)",
 }
 
 
@@ -182,6 +195,7 @@ data_dir = "donnees"
 # Identifiant (OID) de cette installation, envoyé au DMP comme sourceId. Ne le changez pas.
 source_id = "{source_id}"
 # « simulateur » : les documents vont au simulateur du DMP intégré (aucun envoi réel).
+# « production » : le vrai DMP ; les INS de test y sont alors refusés.
 environment = "simulateur"
 
 [intake]
@@ -219,6 +233,18 @@ port = 8443
 server_cert = "pki/simulateur-serveur.pem"
 server_key = "pki/simulateur-serveur.key"
 client_ca = "pki/ac-test.pem"
+
+[matrix]
+# Matrice d'alimentation : la matrice nationale, puis la surcouche régionale, puis les
+# fichiers de l'URPS, puis les réglages propres au cabinet ci-dessous.
+region = "bretagne"
+extra_files = []
+# Exemples de réglages du cabinet (même forme qu'un fichier de surcouche) :
+# [[matrix.override]]
+# id = "IDE-02"
+# aliases = ["fiche de passage", "CR de tournée"]
+# [[matrix.disable]]
+# id = "MG-11"
 
 [logging]
 # debug, info, warning ou error. Les journaux ne contiennent jamais de données de santé.

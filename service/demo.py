@@ -86,7 +86,7 @@ def sample_documents(now: dt.datetime) -> list[tuple[str, dict[str, object], lis
                     good_ins, "PAT-TROIS", ["Dominique", "Marie-Louise"], "1979-03-28", "F"
                 ),
                 "document": {
-                    "kind": "cr-soins-infirmiers",
+                    "kind": "CR soins infirmiers",
                     "title": "Fiche de soins infirmiers",
                     "date": date,
                 },
@@ -102,7 +102,7 @@ def sample_documents(now: dt.datetime) -> list[tuple[str, dict[str, object], lis
             {
                 "patient": patient(other_ins, "DEMO-PATIENT", ["Jean"], "1985-07-01", "M"),
                 "document": {
-                    "kind": "cr-consultation",
+                    "kind": "Compte rendu de consultation",
                     "title": "Compte rendu de consultation",
                     "date": date,
                 },
@@ -115,7 +115,7 @@ def sample_documents(now: dt.datetime) -> list[tuple[str, dict[str, object], lis
             {
                 "patient": patient(bad_ins, "DEMO-PATIENT", ["Jean"], "1985-07-01", "M"),
                 "document": {
-                    "kind": "cr-soins-infirmiers",
+                    "kind": "CR soins infirmiers",
                     "title": "Fiche de soins (INS erroné)",
                     "date": date,
                 },

@@ -23,10 +23,13 @@ from dataclasses import dataclass
 import structlog
 from lxml import etree
 
+from bridge.classify import resolve
 from bridge.credentials_port import Credentials
 from bridge.dmp_answer import Decision, ErrorClass, decide, parse_answer, transport_failure
+from bridge.domain import DocumentCodes
 from bridge.ebrim import sha1_hex
-from bridge.errors import BridgeError, IdentityRejected
+from bridge.errors import BridgeError, HeldForPerson, IdentityRejected
+from bridge.identity_gate import PatientRegistry, Target, check_identity, check_not_opposed
 from bridge.iti18 import get_documents_by_unique_id, read_query_response
 from bridge.jobs import Job, JobState
 from bridge.packaging import MintedIds, Package, build_package
@@ -44,6 +47,8 @@ from bridge.store_port import CorruptPayload, Store
 from bridge.vihf import AccessMode, AuthMode, Software, VihfRequest, build_vihf
 from bridge.xmlsafe import UnsafeXmlError, parse_xml
 from connectors.dmp_client import DmpClient, TransportError
+from mappings.matrix import Matrix
+from service.labels import RELEASED_BY_USER
 
 log = structlog.get_logger("dmp_bridge.dispatch")
 
@@ -74,6 +79,15 @@ class RateLimiter:
 
 
 @dataclass(frozen=True)
+class Gatekeeping:
+    """What decides whether a document may go: the matrix, the target, the patient registry."""
+
+    matrix: Matrix
+    target: Target = Target.SIMULATOR
+    registry: PatientRegistry | None = None
+
+
+@dataclass(frozen=True)
 class Finished:
     """A job reached a new state after an attempt (for the demo and tests)."""
 
@@ -93,6 +107,7 @@ class Dispatcher:
         source_id: str,
         software: Software,
         rate_per_second: float,
+        gate: Gatekeeping,
         retry: RetryPolicy | None = None,
         on_finished: Callable[[Finished], None] | None = None,
     ) -> None:
@@ -102,6 +117,7 @@ class Dispatcher:
         self._source_id = source_id
         self._software = software
         self._limiter = RateLimiter(rate_per_second)
+        self._gate = gate
         self._retry = retry or RetryPolicy()
         self._on_finished = on_finished
         self._wake = asyncio.Event()
@@ -176,13 +192,32 @@ class Dispatcher:
         metadata = await asyncio.to_thread(self._store.metadata, job.id)
         return parse_sidecar(metadata, file_name=job.source_ref)
 
-    async def _package(self, job: Job, request: DocumentRequest) -> Package:
+    async def _admit(self, job: Job, request: DocumentRequest) -> DocumentCodes:
+        """The checks that decide whether this document may go now (run before every attempt:
+        an opposition recorded since the last one must stop it)."""
+        check_identity(request.patient, target=self._gate.target)
+        if self._gate.registry is not None:
+            record = await asyncio.to_thread(self._gate.registry.get, request.patient.ins.matricule)
+            check_not_opposed(record)
+        resolution = resolve(self._gate.matrix, request.author, kind=request.kind,
+                             source_confirm=request.confirm_with_patient)
+        holds = list(resolution.holds)
+        if any(h.code == "CONFIRM_WITH_PATIENT" for h in holds):
+            events = await asyncio.to_thread(self._store.events, job.id)
+            if any(event.code == RELEASED_BY_USER for event in events):
+                holds = [h for h in holds if h.code != "CONFIRM_WITH_PATIENT"]
+        if holds:
+            raise HeldForPerson(" ".join(h.message_fr for h in holds), code=holds[0].code)
+        return resolution.codes
+
+    async def _package(self, job: Job, request: DocumentRequest, codes: DocumentCodes) -> Package:
         stored = await asyncio.to_thread(self._store.package, job.id)
         if stored is None:
             pdf = await asyncio.to_thread(self._store.payload, job.id)
             built = build_package(
                 request,
                 pdf,
+                codes=codes,
                 ids=MintedIds.fresh(),
                 now=_now(),
                 source_id=self._source_id,
@@ -230,13 +265,14 @@ class Dispatcher:
     async def _process(self, job: Job) -> None:
         try:
             request = await self._request(job)
-            package = await self._package(job, request)
+            codes = await self._admit(job, request)
+            package = await self._package(job, request, codes)
         except CorruptPayload as exc:
             await self._finish(
                 job, Decision(None, JobState.CORRUPT, exc.code, exc.message_fr), attempt=False
             )
             return
-        except IdentityRejected as exc:
+        except (IdentityRejected, HeldForPerson) as exc:
             await self._finish(
                 job,
                 Decision(ErrorClass.PERMANENT, JobState.HELD, exc.code, exc.message_fr),
@@ -325,11 +361,26 @@ class Dispatcher:
                 now=_now(),
                 lease=LEASE,
             )
-            request = await self._request(active)
-            package = await self._package(active, request)
         except BridgeError:
+            return  # another worker took it
+        try:
+            request = await self._request(active)
+            stored = await asyncio.to_thread(self._store.package, active.id)
+        except CorruptPayload as exc:
+            await self._finish(active, Decision(None, JobState.CORRUPT, exc.code, exc.message_fr),
+                               attempt=False)
             return
-        decision = await self._ask_dmp(request, package)
+        except BridgeError as exc:
+            await self._finish(active, Decision(ErrorClass.PERMANENT, JobState.DEAD, exc.code,
+                                                exc.message_fr), attempt=False)
+            return
+        if stored is None:
+            # Nothing was ever packaged, so nothing can have been sent: process it normally.
+            await self._finish(active, Decision(None, JobState.QUEUED, "NEVER_SENT",
+                                                "Jamais envoyé : remis dans la file."),
+                               attempt=False)
+            return
+        decision = await self._ask_dmp(request, Package.from_bytes(stored))
         if decision is None:
             decision = Decision(
                 ErrorClass.AMBIGUOUS,

@@ -14,3 +14,6 @@ STATE_LABELS: dict[JobState, str] = {
     JobState.CORRUPT: "altéré",
     JobState.DONE: "enregistré dans le DMP",
 }
+
+# Event code of an operator's release: the dispatcher no longer holds the job for confirmation.
+RELEASED_BY_USER = "RELEASED_BY_USER"

@@ -16,14 +16,19 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from bridge.errors import BridgeError
+from bridge.identity_gate import Target
 from bridge.jobs import Intake, Job
+from bridge.sidecar import parse_sidecar
 from bridge.vihf import Software
 from connectors.dmp_client import DmpClient
 from connectors.folder_intake import FolderIntake, Outcome
 from connectors.software_credentials import CredentialsError, SoftwareCredentials
+from connectors.sqlite_patients import SqlitePatientRegistry
 from connectors.sqlite_store import SqliteStore
 from service.config import BridgeConfig, ConfigError
-from service.dispatcher import Dispatcher, Finished
+from service.dispatcher import Dispatcher, Finished, Gatekeeping
+from service.matrix_loading import matrix_from_config
 from service.simulator.config import SimulatorConfig
 from service.simulator.server import RunningSimulator, start_simulator
 
@@ -86,11 +91,13 @@ async def run_bridge(
     """Run until `stop` is set, SIGINT/SIGTERM arrives, or the task is cancelled."""
     hooks = hooks or Hooks()
     stop = stop or asyncio.Event()
+    matrix = matrix_from_config(config)  # a faulty matrix stops the start (ConfigError)
     credentials = load_credentials(config)
     simulator = None
     if config.simulator.embedded:
         simulator = await start_simulator(simulator_config(config))
     store = await asyncio.to_thread(SqliteStore.open, config.store_path)
+    registry = await asyncio.to_thread(SqlitePatientRegistry, config.store_path)
     client = DmpClient(
         config.dmp.url, credentials.ssl_context(), timeout_seconds=config.dmp.timeout_seconds
     )
@@ -106,11 +113,15 @@ async def run_bridge(
                 SOFTWARE_NAME, SOFTWARE_VERSION, config.bridge.source_id, HOMOLOGATION_ID
             ),
             rate_per_second=config.dmp.max_rate_per_second,
+            gate=Gatekeeping(matrix, Target(config.bridge.environment), registry),
             on_finished=hooks.on_finished,
         )
 
         async def enqueue(intake: Intake) -> tuple[Job, bool]:
             result = await asyncio.to_thread(store.enqueue, intake)
+            # Committed: now what the source says about the patient's DMP choices counts for
+            # every later attempt, including documents already waiting.
+            await asyncio.to_thread(record_patient_choices, registry, intake)
             dispatcher.wake()
             return result
 
@@ -120,6 +131,7 @@ async def run_bridge(
             stability=dt.timedelta(seconds=config.intake.stability_seconds),
             rescan_interval=config.intake.rescan_seconds,
             on_outcome=hooks.on_intake,
+            matrix=matrix,
         )
         bridge = Bridge(config, store, dispatcher, intake, simulator)
         bridge.tasks = [
@@ -142,8 +154,22 @@ async def run_bridge(
     finally:
         await client.close()
         await asyncio.to_thread(store.close)
+        await asyncio.to_thread(registry.close)
         if simulator is not None:
             await simulator.close()
+
+
+def record_patient_choices(registry: SqlitePatientRegistry, intake: Intake) -> None:
+    """Opposition and consultation consent, as the sidecar states them (if it does)."""
+    try:
+        request = parse_sidecar(intake.metadata, file_name=intake.source_ref)
+    except BridgeError:
+        return  # accepted at intake, so this does not happen; nothing to record anyway
+    if request.feeding_opposition is None and request.consultation_consent_date is None:
+        return
+    registry.record(request.patient.ins.matricule, now=dt.datetime.now(dt.UTC),
+                    feeding_opposition=request.feeding_opposition,
+                    consultation_consent_at=request.consultation_consent_date)
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:

@@ -28,6 +28,11 @@ SUBCOMMAND_DESCRIPTIONS = {
     "status": "Compte les documents par état",
     "list": "Liste les documents",
     "show": "Affiche l'état, le motif et l'historique d'un document",
+    "release": "Remet dans la file d'envoi un document en attente",
+    "cancel": "Abandonne l'envoi d'un document en attente",
+    "matrix": "La matrice d'alimentation",
+    "preview": "Rien n'est envoyé",
+    "report": "objectif de 90 %",
 }
 
 

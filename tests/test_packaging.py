@@ -17,13 +17,14 @@ from lxml import etree
 from signxml import XMLVerifier  # type: ignore[attr-defined]
 
 from bridge import xds_ids as ids
-from bridge.errors import IdentityRejected
+from bridge.classify import resolve
 from bridge.packaging import MintedIds, Package, build_package, oid_from_uuid
 from bridge.schemas import SchemaName, validation_errors
 from bridge.sidecar import DocumentRequest, parse_sidecar
 from bridge.xades import DS
 from bridge.xmlsafe import parse_xml
 from connectors.software_credentials import SoftwareCredentials
+from mappings.matrix import load_matrix
 from service.sample_pdf import make_pdf
 from service.test_pki import pki_layout
 from tests.factories import PARIS_WINTER, make_sidecar_dict
@@ -45,7 +46,8 @@ def request_from_sidecar(identity_status: str = "QUAL") -> DocumentRequest:
 
 
 def package_for(credentials: SoftwareCredentials, request: DocumentRequest) -> Package:
-    return build_package(request, PDF, ids=IDS, now=NOW, source_id=SOURCE_ID,
+    codes = resolve(load_matrix(), request.author, kind=request.kind).codes
+    return build_package(request, PDF, codes=codes, ids=IDS, now=NOW, source_id=SOURCE_ID,
                          certificate=credentials.signing_certificate, sign=credentials.sign)
 
 
@@ -137,16 +139,6 @@ def test_the_metadata_hash_and_size_describe_the_cda_part(package: Package) -> N
 def test_the_unique_ids_come_from_the_minted_uuids(package: Package) -> None:
     assert package.document_unique_id == f"2.25.{IDS.document.int}"
     assert package.submission_unique_id == f"2.25.{IDS.submission.int}"
-
-
-@pytest.mark.parametrize("status", ["PROV", "RECUP", "VALI"])
-def test_an_identity_that_is_not_qualified_is_held_back(credentials: SoftwareCredentials,
-                                                        status: str) -> None:
-    with pytest.raises(IdentityRejected) as caught:
-        package_for(credentials, request_from_sidecar(status))
-    assert caught.value.code == "IDENTITY_NOT_QUALIFIED"
-    assert f"statut {status}" in caught.value.message_fr
-    assert "INSi" in caught.value.message_fr
 
 
 def test_a_package_survives_the_store_byte_for_byte(package: Package) -> None:

@@ -77,6 +77,9 @@ def test_a_dropped_pdf_is_registered_once_in_the_simulator(
     documents = [d for d in held if not d.is_signature]
     signatures = [d for d in held if d.is_signature]
     assert len(documents) == 1 and len(signatures) == 1
+    # The codes come from the feeding matrix: a nurse's "CR soins infirmiers" is row IDE-02.
+    assert (documents[0].type_code, documents[0].class_code) == ("11506-3", "10")
+    assert documents[0].format_code == "urn:ihe:iti:xds-sd:pdf:2008"
     cda = parse_xml(documents[0].content, huge_text=True)
     assert validation_errors(cda, SchemaName.CDA) == []
     assert validation_errors(parse_xml(documents[0].metadata_xml), SchemaName.EBRS_LCM) == []

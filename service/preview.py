@@ -1,0 +1,147 @@
+"""`dmp-bridge preview PATH`: what would be sent for this input, and why — nothing is sent.
+
+For a PDF + sidecar pair and for a CDA file: every metadata field, the matrix row and the
+value-set entries that chose it, and the reason it would be held or refused, if any.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge.cda_header import read_cda_header
+from bridge.classify import Resolution, resolve
+from bridge.domain import Author, DocumentCodes, IdentityStatus, Patient
+from bridge.errors import BridgeError
+from bridge.identity_gate import Target, check_identity
+from bridge.pdf import check_pdf
+from bridge.sidecar import parse_sidecar
+from mappings.matrix import Matrix
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The text shown to the user and the verdict."""
+
+    text: str
+    verdict: str  # "envoyé", "en attente", "refusé"
+
+
+def _codes_lines(codes: DocumentCodes) -> list[str]:
+    lines = [
+        f"  typeCode            {codes.type_code.code} « {codes.type_code.display} » "
+        f"({codes.type_code.system})",
+        f"  classCode           {codes.class_code.code} « {codes.class_code.display} »",
+        f"  formatCode          {codes.format_code.code}",
+        f"  practiceSetting     {codes.practice_setting.code} « {codes.practice_setting.display} »",
+        f"  healthcareFacility  {codes.facility_type.code} « {codes.facility_type.display} »",
+        f"  confidentialité     {codes.confidentiality.code}"
+        + "".join(f", {flag.code}" for flag in codes.visibility),
+    ]
+    if codes.event_codes:
+        lines.append("  eventCodes          " + ", ".join(e.code for e in codes.event_codes))
+    return lines
+
+
+def _people_lines(patient: Patient | None, author: Author | None) -> list[str]:
+    lines = []
+    if patient is not None:
+        lines.append(f"  patient             INS {patient.ins.matricule} "
+                     f"({patient.ins.oid.name}), identité {patient.identity_status.value}")
+    if author is not None:
+        lines.append(f"  auteur              RPPS {author.rpps}, profession "
+                     f"{author.profession_code}, spécialité {author.specialty_code}")
+        lines.append(f"  structure           {author.structure_id} « {author.structure_name} », "
+                     f"secteur {author.sector_code}")
+    return lines
+
+
+def _verdict(lines: list[str], resolution: Resolution | None, blocked: list[str]) -> Preview:
+    if resolution is not None:
+        lines.append("Pourquoi ces codes :")
+        lines += [f"  - {line}" for line in resolution.trace]
+    holds = [h.message_fr for h in resolution.holds] if resolution is not None else []
+    if blocked:
+        lines.append("Verdict : REFUSÉ — " + " ".join(blocked))
+        verdict = "refusé"
+    elif holds:
+        lines.append("Verdict : EN ATTENTE — " + " ".join(holds))
+        verdict = "en attente"
+    else:
+        lines.append("Verdict : serait envoyé au DMP.")
+        verdict = "envoyé"
+    lines.append("(Aperçu seulement : rien n'a été envoyé.)")
+    return Preview("\n".join(lines), verdict)
+
+
+def preview_pair(path: Path, matrix: Matrix, target: Target) -> Preview:
+    """A PDF and its sidecar (either file may be named)."""
+    pdf_path, sidecar_path = path.with_suffix(".pdf"), path.with_suffix(".json")
+    lines = [f"Aperçu de {pdf_path.name} + {sidecar_path.name}"]
+    blocked: list[str] = []
+    resolution = None
+    try:
+        check_pdf(pdf_path.read_bytes(), file_name=pdf_path.name)
+        request = parse_sidecar(sidecar_path.read_bytes(), file_name=sidecar_path.name)
+    except OSError as exc:
+        return _verdict(lines, None, [f"Fichier illisible : {exc.strerror} ({exc.filename})."])
+    except BridgeError as exc:
+        return _verdict(lines, None, [exc.message_fr])
+    lines += [f"  titre               {request.title}", f"  date                {request.date}"]
+    lines += _people_lines(request.patient, request.author)
+    try:
+        check_identity(request.patient, target=target)
+    except BridgeError as exc:
+        blocked.append(exc.message_fr)
+    try:
+        resolution = resolve(matrix, request.author, kind=request.kind,
+                             source_confirm=request.confirm_with_patient)
+        lines += _codes_lines(resolution.codes)
+        lines.append(f"  classeur            {resolution.classeur}")
+    except BridgeError as exc:
+        blocked.append(exc.message_fr)
+    return _verdict(lines, resolution, blocked)
+
+
+def preview_cda(path: Path, matrix: Matrix, target: Target) -> Preview:
+    """A CDA R2 document passed through as it is (N1 or N3)."""
+    lines = [f"Aperçu du document CDA {path.name}"]
+    try:
+        header = read_cda_header(path.read_bytes(), file_name=path.name)
+    except OSError as exc:
+        return _verdict(lines, None, [f"Fichier illisible : {exc.strerror} ({exc.filename})."])
+    except BridgeError as exc:
+        return _verdict(lines, None, [exc.message_fr])
+    lines += [f"  identifiant         {header.unique_id}",
+              f"  titre               {header.title}",
+              f"  date                {header.effective_time}",
+              f"  niveau CDA          {header.level}"]
+    blocked = list(header.problems)
+    patient = None
+    if header.patient_traits is not None:
+        # A CDA does not carry the identity status: the software that sends it must say QUAL
+        # (HL7 PID-32, sidecar); the preview assumes it did and says so.
+        patient = header.patient_traits.with_status(IdentityStatus.QUAL)
+        lines.append("  (statut d'identité absent d'un CDA : supposé QUAL, à fournir par le "
+                     "logiciel avec le document)")
+        try:
+            check_identity(patient, target=target)
+        except BridgeError as exc:
+            blocked.append(exc.message_fr)
+    lines += _people_lines(patient, header.author)
+    resolution = None
+    if header.author is not None and header.type_code is not None:
+        try:
+            resolution = resolve(matrix, header.author, kind=header.type_code.code,
+                                 is_pdf=header.level == 1)
+            lines += _codes_lines(resolution.codes)
+            lines.append(f"  classeur            {resolution.classeur}")
+        except BridgeError as exc:
+            blocked.append(exc.message_fr)
+    return _verdict(lines, resolution, blocked)
+
+
+def preview(path: Path, matrix: Matrix, target: Target) -> Preview:
+    if path.suffix.lower() == ".xml":
+        return preview_cda(path, matrix, target)
+    return preview_pair(path, matrix, target)
