@@ -7,7 +7,7 @@ Format (keys in English, values as the practice software has them):
                   "identity_status": "QUAL", "birth_family_name": "DUPONT",
                   "given_names": ["Marie", "Louise"], "used_family_name": null,
                   "birth_date": "1979-03-28", "sex": "F", "birthplace_code": "51215"},
-      "document": {"kind": "cr-soins-infirmiers", "title": "Soins du 21/11",
+      "document": {"kind": "CR soins infirmiers", "title": "Soins du 21/11",
                    "date": "2026-11-21T09:30:00+01:00"},
       "author": {"rpps": "10101010101", "family_name": "MARTIN", "given_name": "Claire",
                  "profession": "60", "specialty": null, "structure_id": "499700366240007",

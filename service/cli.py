@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bridge.jobs import JobState
-from mappings.matrix import Matrix, load_matrix
+from mappings.matrix import Matrix
+from mappings.matrix_load import load_matrix
 from service.config import CONFIG_NAME, BridgeConfig, ConfigError, load_config
 from service.labels import RELEASED_BY_USER, STATE_LABELS
 

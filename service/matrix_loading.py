@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mappings.matrix import Matrix, MatrixError, MatrixProblem, load_matrix
+from mappings.matrix import Matrix, MatrixError, MatrixProblem
 from mappings.matrix_check import check_matrix
+from mappings.matrix_load import load_matrix
 from service.config import BridgeConfig, ConfigError
 
 

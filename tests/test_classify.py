@@ -10,7 +10,7 @@ import pytest
 from bridge.classify import content_type, resolve
 from bridge.domain import Author
 from bridge.errors import MappingRejected
-from mappings.matrix import load_matrix
+from mappings.matrix_load import load_matrix
 from mappings.valuesets import class_of
 from tests.factories import make_author
 from tests.test_matrix import GOLDEN

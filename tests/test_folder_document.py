@@ -9,7 +9,7 @@ import pytest
 
 from bridge.errors import BridgeError
 from bridge.folder_document import accept_pair
-from mappings.matrix import load_matrix
+from mappings.matrix_load import load_matrix
 from service.sample_pdf import make_pdf
 from tests.factories import make_sidecar_dict
 

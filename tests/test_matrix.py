@@ -13,10 +13,10 @@ from mappings.matrix import (
     MatrixError,
     MatrixProblem,
     MatrixRow,
-    load_matrix,
     normalize_label,
 )
 from mappings.matrix_check import check_matrix
+from mappings.matrix_load import load_matrix
 from mappings.valuesets import class_of
 
 PDF = FORMAT_PDF

@@ -24,7 +24,7 @@ from bridge.sidecar import DocumentRequest, parse_sidecar
 from bridge.xades import DS
 from bridge.xmlsafe import parse_xml
 from connectors.software_credentials import SoftwareCredentials
-from mappings.matrix import load_matrix
+from mappings.matrix_load import load_matrix
 from service.sample_pdf import make_pdf
 from service.test_pki import pki_layout
 from tests.factories import PARIS_WINTER, make_sidecar_dict
