@@ -118,10 +118,11 @@ async def run_bridge(
         )
 
         async def enqueue(intake: Intake) -> tuple[Job, bool]:
-            result = await asyncio.to_thread(store.enqueue, intake)
-            # Committed: now what the source says about the patient's DMP choices counts for
-            # every later attempt, including documents already waiting.
+            # The patient's DMP choices first: once the job is committed the dispatcher may take
+            # it at once, and an opposition stated with this very document must already count
+            # (for it and for every document already waiting).
             await asyncio.to_thread(record_patient_choices, registry, intake)
+            result = await asyncio.to_thread(store.enqueue, intake)
             dispatcher.wake()
             return result
 
