@@ -11,8 +11,8 @@ from __future__ import annotations
 import email.parser
 import email.policy
 from dataclasses import dataclass
-from enum import StrEnum
 
+from bridge.dmp_error_table import ERROR_TABLE, ErrorClass
 from bridge.jobs import JobState
 from bridge.xmlsafe import UnsafeXmlError, parse_xml
 
@@ -21,15 +21,6 @@ SOAP = "http://www.w3.org/2003/05/soap-envelope"
 SUCCESS = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success"
 PARTIAL = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:PartialSuccess"
 MAX_ANSWER_BYTES = 10 * 1024 * 1024
-
-
-class ErrorClass(StrEnum):
-    """How a failure is handled (DESIGN.md §4)."""
-
-    TRANSIENT = "transient"  # retry with backoff
-    ENVIRONMENT = "environment"  # pause everything, consume no attempt (card, TLS trust, clock)
-    AMBIGUOUS = "ambiguous"  # the document may be registered: ask before resending
-    PERMANENT = "permanent"  # the DMP will refuse it again: dead, kept for replay
 
 
 @dataclass(frozen=True)
@@ -60,54 +51,6 @@ class Decision:
     state: JobState
     code: str
     message_fr: str
-
-
-_BUSY = "Le DMP est momentanément surchargé ; nouvel essai automatique."
-_INTERNAL = "Erreur interne du DMP ; nouvel essai automatique."
-_METADATA = (
-    "Le DMP refuse les métadonnées du document. Vérifiez le type de document et "
-    "l'auteur, puis relancez l'envoi."
-)
-_ALTERED = "Le document a été altéré pendant l'envoi ({what}). Contactez le support."
-_SUPPORT = "{what} Contactez le support de dmp-bridge."
-
-# IHE codes: (class, French message for the user).
-IHE_CODES: dict[str, tuple[ErrorClass, str]] = {
-    "XDSRegistryBusy": (ErrorClass.TRANSIENT, _BUSY),
-    "XDSRepositoryBusy": (ErrorClass.TRANSIENT, _BUSY),
-    "XDSRegistryOutOfResources": (ErrorClass.TRANSIENT, _BUSY),
-    "XDSRepositoryOutOfResources": (ErrorClass.TRANSIENT, _BUSY),
-    "XDSRegistryError": (ErrorClass.TRANSIENT, _INTERNAL),
-    "XDSRepositoryError": (ErrorClass.TRANSIENT, _INTERNAL),
-    "XDSDuplicateUniqueIdInRegistry": (
-        ErrorClass.AMBIGUOUS,
-        "Le DMP connaît déjà ce document : vérification en cours.",
-    ),
-    "XDSRegistryMetadataError": (ErrorClass.PERMANENT, _METADATA),
-    "XDSRepositoryMetadataError": (ErrorClass.PERMANENT, _METADATA),
-    "XDSPatientIdDoesNotMatch": (
-        ErrorClass.PERMANENT,
-        _SUPPORT.format(what="L'identité du patient n'est pas la même partout dans l'envoi."),
-    ),
-    "XDSUnknownPatientId": (
-        ErrorClass.PERMANENT,
-        "Le DMP ne connaît pas ce patient (INS). Vérifiez l'INS dans le dossier du patient.",
-    ),
-    "XDSNonIdenticalHash": (ErrorClass.PERMANENT, _ALTERED.format(what="empreinte différente")),
-    "XDSNonIdenticalSize": (ErrorClass.PERMANENT, _ALTERED.format(what="taille différente")),
-    "XDSMissingDocument": (
-        ErrorClass.PERMANENT,
-        _SUPPORT.format(what="Un document annoncé manque dans l'envoi."),
-    ),
-    "XDSMissingDocumentMetadata": (
-        ErrorClass.PERMANENT,
-        _SUPPORT.format(what="Un document de l'envoi n'a pas de métadonnées."),
-    ),
-    "XDSDocumentUniqueIdError": (
-        ErrorClass.PERMANENT,
-        _SUPPORT.format(what="L'identifiant du document est refusé par le DMP."),
-    ),
-}
 
 
 def _root_part(content_type: str, body: bytes) -> bytes:
@@ -159,6 +102,22 @@ def parse_answer(http_status: int, content_type: str, body: bytes) -> DmpAnswer:
     return DmpAnswer(http_status, status in (SUCCESS, PARTIAL) and not real_errors, errors)
 
 
+# Most serious first, and the state each class puts the job in.
+SEVERITY = (ErrorClass.PERMANENT, ErrorClass.NEEDS_PERSON, ErrorClass.ENVIRONMENT,
+            ErrorClass.AMBIGUOUS, ErrorClass.TRANSIENT)
+STATE_OF = {
+    ErrorClass.PERMANENT: JobState.DEAD,
+    ErrorClass.NEEDS_PERSON: JobState.HELD,
+    # Nothing is wrong with the document: it goes back to the queue without using an attempt,
+    # and the dispatcher pauses until the environment (certificate, clock) is fixed.
+    ErrorClass.ENVIRONMENT: JobState.QUEUED,
+    ErrorClass.AMBIGUOUS: JobState.AMBIGUOUS,
+    ErrorClass.TRANSIENT: JobState.DEFERRED,
+}
+# A decision code for a DMP error code that is in no table (it raises an alert).
+UNKNOWN_CODE_PREFIX = "DMP_CODE_INCONNU:"
+
+
 def decide(answer: DmpAnswer) -> Decision:
     """Turn an answer into the next state of the job, with the message the user will read."""
     if answer.success:
@@ -178,33 +137,39 @@ def decide(answer: DmpAnswer) -> Decision:
             "Le DMP a refusé la requête (erreur SOAP). Détail technique : "
             f"{answer.fault[:300]}. Contactez le support de dmp-bridge.",
         )
-    classes = [IHE_CODES.get(e.code) for e in answer.errors]
+    classes = [ERROR_TABLE.get(e.code) for e in answer.errors]
     first = answer.errors[0] if answer.errors else RegistryError("DMP_UNKNOWN", "", "", "")
     if any(c is None for c in classes) or not classes:
         detail = f"{first.code} : {first.context}"[:400]
         return Decision(
             ErrorClass.PERMANENT,
             JobState.DEAD,
-            first.code or "DMP_UNKNOWN",
+            UNKNOWN_CODE_PREFIX + (first.code or "?"),
             f"Le DMP a refusé le document ({detail}). Corrigez le document ou "
             "contactez le support, puis relancez l'envoi.",
         )
     known = [c for c in classes if c is not None]
     # The most serious class wins: one permanent error makes the whole submission permanent.
-    for wanted, state in (
-        (ErrorClass.PERMANENT, JobState.DEAD),
-        (ErrorClass.AMBIGUOUS, JobState.AMBIGUOUS),
-        (ErrorClass.TRANSIENT, JobState.DEFERRED),
-    ):
+    for wanted in SEVERITY:
         for error, entry in zip(answer.errors, known, strict=False):
             if entry[0] is wanted:
                 context = f" Détail du DMP : {error.context[:300]}" if error.context else ""
-                return Decision(wanted, state, error.code, entry[1] + context)
+                return Decision(wanted, STATE_OF[wanted], error.code, entry[1] + context)
     raise AssertionError("unreachable: every known class is handled")
 
 
-def transport_failure(sent: bool, detail: str) -> Decision:
-    """A connection or timeout failure: ambiguous when the request may have reached the DMP."""
+def transport_failure(sent: bool, detail: str, *, tls: bool = False) -> Decision:
+    """A connection or timeout failure: ambiguous when the request may have reached the DMP;
+    a TLS handshake failure is the environment's (certificates, trust store), not the DMP's."""
+    if tls and not sent:
+        return Decision(
+            ErrorClass.ENVIRONMENT,
+            JobState.QUEUED,
+            "DMP_TLS",
+            "La connexion sécurisée au DMP échoue (certificat refusé ou autorité inconnue). "
+            "Vérifiez les certificats de la structure ; les envois reprendront d'eux-mêmes. "
+            f"Détail : {detail[:200]}",
+        )
     if sent:
         return Decision(
             ErrorClass.AMBIGUOUS,

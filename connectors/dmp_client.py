@@ -29,10 +29,11 @@ class HttpAnswer:
 class TransportError(Exception):
     """No usable answer. `maybe_delivered` is True when the request may have been processed."""
 
-    def __init__(self, detail: str, *, maybe_delivered: bool) -> None:
+    def __init__(self, detail: str, *, maybe_delivered: bool, tls: bool = False) -> None:
         super().__init__(detail)
         self.detail = detail
         self.maybe_delivered = maybe_delivered
+        self.tls = tls  # the TLS handshake failed: certificates or trust, not the network
 
 
 class DmpClient:
@@ -77,8 +78,12 @@ class DmpClient:
                 if len(body) > MAX_ANSWER_BYTES:
                     raise TransportError("answer too large", maybe_delivered=True)
                 return HttpAnswer(response.status, response.headers.get("Content-Type", ""), body)
-        except (aiohttp.ClientConnectorError, aiohttp.ClientSSLError, ssl.SSLError) as exc:
-            # The TCP or TLS handshake failed: the server never saw the request.
+        except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
+            # The TLS handshake failed: the server never saw the request.
+            raise TransportError(f"{type(exc).__name__}: {exc}", maybe_delivered=False,
+                                 tls=True) from None
+        except aiohttp.ClientConnectorError as exc:
+            # The TCP connection failed: the server never saw the request.
             raise TransportError(f"{type(exc).__name__}: {exc}", maybe_delivered=False) from None
         except (TimeoutError, aiohttp.ClientError) as exc:
             # The request may have been read and processed before the connection broke.

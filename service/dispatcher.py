@@ -25,7 +25,8 @@ from lxml import etree
 
 from bridge.classify import resolve
 from bridge.credentials_port import Credentials
-from bridge.dmp_answer import Decision, ErrorClass, decide, parse_answer, transport_failure
+from bridge.dmp_answer import UNKNOWN_CODE_PREFIX, Decision, decide, parse_answer, transport_failure
+from bridge.dmp_error_table import ErrorClass
 from bridge.domain import DocumentCodes
 from bridge.ebrim import sha1_hex
 from bridge.errors import BridgeError, HeldForPerson, IdentityRejected
@@ -54,6 +55,9 @@ log = structlog.get_logger("dmp_bridge.dispatch")
 
 LEASE = dt.timedelta(minutes=5)
 IDLE_POLL_SECONDS = 0.5
+# After an environment error (certificate, clock, TLS trust), wait this long before trying
+# again: every job would fail the same way, and the DMP must not be hammered meanwhile.
+ENVIRONMENT_PAUSE = dt.timedelta(seconds=60)
 RESOLVE_AGAIN_AFTER = dt.timedelta(seconds=30)
 
 
@@ -122,10 +126,25 @@ class Dispatcher:
         self._on_finished = on_finished
         self._wake = asyncio.Event()
         self._random = random.SystemRandom()
+        self.paused_until: dt.datetime | None = None
+        self.pause_reason: str | None = None  # French, for the status and the dashboard
 
     def wake(self) -> None:
         """A job was just queued: look now rather than at the next poll."""
         self._wake.set()
+
+    def resume(self) -> None:
+        """The environment was fixed (new certificate, clock set): try again now."""
+        self.paused_until = None
+        self.pause_reason = None
+        self._wake.set()
+
+    def _pause(self, decision: Decision) -> None:
+        if self.pause_reason != decision.message_fr:
+            # Alert once per distinct cause, not once per job.
+            log.error("dispatch_paused", code=decision.code, alert=True)
+        self.paused_until = _now() + ENVIRONMENT_PAUSE
+        self.pause_reason = decision.message_fr
 
     async def run(self) -> None:
         """Process jobs until cancelled."""
@@ -139,6 +158,11 @@ class Dispatcher:
     async def run_once(self) -> bool:
         """Resolve ambiguous jobs, then process one job; False when there was nothing to do."""
         now = _now()
+        if self.paused_until is not None:
+            if now < self.paused_until:
+                return False
+            log.info("dispatch_resuming")
+            self.paused_until = None
         for ambiguous in await asyncio.to_thread(self._store.list_jobs, JobState.AMBIGUOUS, 10):
             # A fresh ambiguity is asked about at once; one that could not be resolved waits a
             # while, so an unreachable DMP is not flooded with queries.
@@ -154,6 +178,11 @@ class Dispatcher:
 
     # -- one job ---------------------------------------------------------------------------
     async def _finish(self, job: Job, decision: Decision, *, attempt: bool) -> None:
+        if decision.error_class is ErrorClass.ENVIRONMENT:
+            attempt = False  # nothing is wrong with the document: no attempt is used up
+            self._pause(decision)
+        if decision.code.startswith(UNKNOWN_CODE_PREFIX):
+            log.error("dmp_unknown_error_code", code=decision.code, alert=True)
         next_at = None
         state = decision.state
         message = decision.message_fr
@@ -305,7 +334,7 @@ class Dispatcher:
         try:
             answer = await self._client.post("repository", http)
         except TransportError as exc:
-            return transport_failure(exc.maybe_delivered, exc.detail)
+            return transport_failure(exc.maybe_delivered, exc.detail, tls=exc.tls)
         return decide(parse_answer(answer.status, answer.content_type, answer.body))
 
     # -- ambiguous outcomes ----------------------------------------------------------------

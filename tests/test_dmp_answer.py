@@ -102,7 +102,7 @@ def test_an_unknown_dmp_code_is_permanent_rather_than_retried_blindly() -> None:
     decision = decision_of(registry_response(
         "Failure", registry_error("DMP_ERR_0042", "Patient en opposition")))
     assert (decision.state, decision.error_class) == (JobState.DEAD, ErrorClass.PERMANENT)
-    assert decision.code == "DMP_ERR_0042"
+    assert decision.code == "DMP_CODE_INCONNU:DMP_ERR_0042"  # flagged: it raises an alert
     assert "DMP_ERR_0042 : Patient en opposition" in decision.message_fr
 
 

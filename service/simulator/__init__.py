@@ -1,3 +1,4 @@
+# The wire contract for ITI-57, RPLC, TD0.2, ITI-18 details, patient states and the admin API (the "{WIRE}" of your brief) is in service/simulator/WIRE_CONTRACT.md.
 """The DMP simulator: the strict judge of everything the bridge sends (DESIGN.md §3)."""
 
 from service.simulator.config import SimulatorConfig
