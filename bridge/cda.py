@@ -169,6 +169,17 @@ def _documentation_of(parent: etree._Element, doc: ClinicalDocument) -> None:
     )
 
 
+def _related_document(parent: etree._Element, doc: ClinicalDocument) -> None:
+    # Spec §4.4 / TD2.1: the replacing version points at the replaced one by its uniqueId. A
+    # uniqueId "root^extension" (IHE form) becomes id/@root and id/@extension.
+    if doc.replaces_unique_id is None:
+        return
+    root, _, extension = doc.replaces_unique_id.partition("^")
+    attrs = {"root": root, "extension": extension} if extension else {"root": root}
+    parent_document = _sub(_sub(parent, "relatedDocument", {"typeCode": "RPLC"}), "parentDocument")
+    _sub(parent_document, "id", attrs)
+
+
 def _component_of(parent: etree._Element, doc: ClinicalDocument) -> None:
     encounter = _sub(_sub(parent, "componentOf"), "encompassingEncounter")
     period = _sub(encounter, "effectiveTime")
@@ -205,6 +216,7 @@ def build_cda_element(doc: ClinicalDocument) -> etree._Element:
     _custodian(root, doc)
     _legal_authenticator(root, doc)
     _documentation_of(root, doc)
+    _related_document(root, doc)
     _component_of(root, doc)
     body = _sub(_sub(root, "component"), "nonXMLBody")
     _sub(

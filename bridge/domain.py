@@ -145,6 +145,9 @@ class ClinicalDocument:
     pdf: bytes = field(repr=False)
     custodian_id: str = ""  # Struct_IdNat of the custodian; the author's structure if empty
     custodian_name: str = ""
+    # uniqueId of the version this one replaces (CDA relatedDocument RPLC, spec §4.4); then
+    # set_id is the replaced document's and version its version + 1.
+    replaces_unique_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,8 @@ class PackagedDocument:
     content_id: str  # MTOM Content-ID of its MIME part, without angle brackets
     cda: bytes = field(repr=False)
     clinical: ClinicalDocument = field(repr=False)
+    # entryUUID (assigned by the DMP) of the entry this document replaces: the RPLC association.
+    replaces_entry_uuid: str | None = None
 
 
 @dataclass(frozen=True)

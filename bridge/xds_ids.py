@@ -42,3 +42,6 @@ ASSOC_HAS_MEMBER: Final = "urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMe
 ASSOC_SIGNS: Final = "urn:ihe:iti:2007:AssociationType:signs"
 ASSOC_RPLC: Final = "urn:ihe:iti:2007:AssociationType:RPLC"
 SUBMISSION_SET_STATUS_ORIGINAL: Final = "Original"
+
+# ITI-57 (Update Document Set) association type and the availability statuses (wire contract).
+ASSOC_UPDATE_AVAILABILITY: Final = "urn:ihe:iti:2010:AssociationType:UpdateAvailabilityStatus"

@@ -169,6 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(release)
     release.add_argument("job_id", type=int, metavar="NUMERO", help="numéro du document")
 
+    replay = sub.add_parser(
+        "replay",
+        help="renvoyer un document refusé, une fois la cause corrigée",
+        description="Remet dans la file d'envoi un document refusé (état « refusé »), par "
+        "exemple après la correction d'un certificat ou de la matrice. Il est renvoyé avec les "
+        "mêmes identifiants.",
+    )
+    _config_arg(replay)
+    replay.add_argument("job_id", type=int, metavar="NUMERO", help="numéro du document")
+
     cancel = sub.add_parser(
         "cancel",
         help="annuler l'envoi d'un document en attente",
@@ -305,7 +315,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _operator_action(args: argparse.Namespace, new: JobState, code: str, message: str) -> int:
+def _operator_action(args: argparse.Namespace, new: JobState, code: str, message: str,
+                     *, from_state: JobState = JobState.HELD) -> int:
     import datetime as dt
 
     from bridge.errors import BridgeError
@@ -313,10 +324,10 @@ def _operator_action(args: argparse.Namespace, new: JobState, code: str, message
     config = _load(args.config)
     with _open_store(config) as store:
         job = store.get(args.job_id)
-        if job is None or job.state is not JobState.HELD:
+        if job is None or job.state is not from_state:
             state = STATE_LABELS[job.state] if job else "inconnu"
-            print(f"Le document n° {args.job_id} n'est pas en attente d'une action ({state}) : "
-                  "rien à faire.", file=sys.stderr)
+            print(f"Le document n° {args.job_id} n'est pas « {STATE_LABELS[from_state]} » "
+                  f"({state}) : rien à faire.", file=sys.stderr)
             return 1
         try:
             store.transition(job.id, new, code=code, message_fr=message,
@@ -331,6 +342,12 @@ def _operator_action(args: argparse.Namespace, new: JobState, code: str, message
 def _cmd_release(args: argparse.Namespace) -> int:
     return _operator_action(args, JobState.QUEUED, RELEASED_BY_USER,
                             "libéré par l'utilisateur, il va être envoyé.")
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    return _operator_action(args, JobState.QUEUED, "REPLAYED_BY_USER",
+                            "renvoyé par l'utilisateur : il repart dans la file d'envoi.",
+                            from_state=JobState.DEAD)
 
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
@@ -447,6 +464,7 @@ COMMANDS = {
     "list": _cmd_list,
     "show": _cmd_show,
     "release": _cmd_release,
+    "replay": _cmd_replay,
     "matrix": _cmd_matrix,
     "preview": _cmd_preview,
     "report": _cmd_report,

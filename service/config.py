@@ -48,6 +48,7 @@ class DmpSection(_Section):
     server_ca: Path = Path("pki/ac-test.pem")
     timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 60.0
     max_rate_per_second: Annotated[float, Field(gt=0, le=5)] = 4.0
+    lifetime_days: Annotated[int, Field(ge=1, le=365)] = 14
 
 
 class CredentialsSection(_Section):
@@ -215,6 +216,9 @@ server_ca = "pki/ac-test.pem"
 timeout_seconds = 60.0
 # Débit maximal d'envoi (le DMP demande de rester sous 5 transactions par seconde).
 max_rate_per_second = 4.0
+# Un document toujours pas enregistré après ce nombre de jours est abandonné (état « refusé »,
+# renvoyable avec « dmp-bridge replay ») et signalé ; il n'est jamais effacé.
+lifetime_days = 14
 
 [credentials]
 # « etablissement » : certificats logiciels de la structure (mode d'authentification indirect).

@@ -55,6 +55,10 @@ log = structlog.get_logger("dmp_bridge.dispatch")
 
 LEASE = dt.timedelta(minutes=5)
 IDLE_POLL_SECONDS = 0.5
+# A document still not in the DMP after this long needs a person: it ends `dead` (kept, listed,
+# replayable), never deleted. Two weeks cover a long outage and a holiday closure of a practice.
+DEFAULT_LIFETIME = dt.timedelta(days=14)
+SWEEP_EVERY = dt.timedelta(minutes=1)
 # After an environment error (certificate, clock, TLS trust), wait this long before trying
 # again: every job would fail the same way, and the DMP must not be hammered meanwhile.
 ENVIRONMENT_PAUSE = dt.timedelta(seconds=60)
@@ -113,6 +117,7 @@ class Dispatcher:
         rate_per_second: float,
         gate: Gatekeeping,
         retry: RetryPolicy | None = None,
+        lifetime: dt.timedelta = DEFAULT_LIFETIME,
         on_finished: Callable[[Finished], None] | None = None,
     ) -> None:
         self._store = store
@@ -126,6 +131,9 @@ class Dispatcher:
         self._on_finished = on_finished
         self._wake = asyncio.Event()
         self._random = random.SystemRandom()
+        self._stopping = False
+        self._lifetime = lifetime
+        self._next_sweep = _now()
         self.paused_until: dt.datetime | None = None
         self.pause_reason: str | None = None  # French, for the status and the dashboard
 
@@ -146,9 +154,14 @@ class Dispatcher:
         self.paused_until = _now() + ENVIRONMENT_PAUSE
         self.pause_reason = decision.message_fr
 
+    def stop_taking_work(self) -> None:
+        """Graceful stop: finish the job in hand, take no other."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        """Process jobs until cancelled."""
-        while True:
+        """Process jobs until cancelled, or until `stop_taking_work` and the job in hand ends."""
+        while not self._stopping:
             worked = await self.run_once()
             if not worked:
                 self._wake.clear()
@@ -163,6 +176,9 @@ class Dispatcher:
                 return False
             log.info("dispatch_resuming")
             self.paused_until = None
+        if now >= self._next_sweep:
+            self._next_sweep = now + SWEEP_EVERY
+            await self._expire(now)
         for ambiguous in await asyncio.to_thread(self._store.list_jobs, JobState.AMBIGUOUS, 10):
             # A fresh ambiguity is asked about at once; one that could not be resolved waits a
             # while, so an unreachable DMP is not flooded with queries.
@@ -175,6 +191,21 @@ class Dispatcher:
             return False
         await self._process(job)
         return True
+
+    async def _expire(self, now: dt.datetime) -> None:
+        """Jobs waiting past their lifetime end `dead`, with an alert; ambiguous ones are left
+        alone: they may be in the DMP, and only asking it can tell."""
+        for state in (JobState.QUEUED, JobState.DEFERRED):
+            for job in await asyncio.to_thread(self._store.list_jobs, state, 100_000):
+                if now - job.received_at < self._lifetime:
+                    continue
+                days = self._lifetime.days
+                await asyncio.to_thread(
+                    self._store.transition, job.id, JobState.DEAD, code="LIFETIME_EXPIRED",
+                    message_fr=f"Document toujours pas enregistré dans le DMP après {days} jours"
+                    " : envoi abandonné. Vérifiez la cause indiquée plus haut dans son "
+                    "historique, puis renvoyez-le (dmp-bridge replay).", now=now)
+                log.error("job_lifetime_expired", job_id=job.id, alert=True)
 
     # -- one job ---------------------------------------------------------------------------
     async def _finish(self, job: Job, decision: Decision, *, attempt: bool) -> None:

@@ -35,6 +35,7 @@ from service.simulator.server import RunningSimulator, start_simulator
 log = structlog.get_logger("dmp_bridge.service")
 
 SOFTWARE_NAME = "dmp-bridge"
+GRACE_SECONDS = 7.0  # for the job in hand at stop time; the whole stop must stay under 10 s
 SOFTWARE_VERSION = "0.1.0"
 # Not homologated by the CNDA: the simulator accepts this test value; production will need ours.
 HOMOLOGATION_ID = "DMP-BRIDGE-NON-HOMOLOGUE"
@@ -114,6 +115,7 @@ async def run_bridge(
             ),
             rate_per_second=config.dmp.max_rate_per_second,
             gate=Gatekeeping(matrix, Target(config.bridge.environment), registry),
+            lifetime=dt.timedelta(days=config.dmp.lifetime_days),
             on_finished=hooks.on_finished,
         )
 
@@ -144,6 +146,14 @@ async def run_bridge(
             hooks.on_ready(bridge)
         waiter = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([waiter, *bridge.tasks], return_when=asyncio.FIRST_COMPLETED)
+        # Graceful stop: no new file is taken, the job in hand may finish for a few seconds
+        # (the whole stop stays under 10 s); a job cut short is ACTIVE in the store and comes
+        # back QUEUED or AMBIGUOUS at the next start, so cutting it loses nothing.
+        log.info("bridge_stopping")
+        bridge.tasks[1].cancel()
+        dispatcher.stop_taking_work()
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(bridge.tasks[0]), timeout=GRACE_SECONDS)
         for task in [waiter, *bridge.tasks]:
             task.cancel()
         for task in bridge.tasks:

@@ -30,6 +30,7 @@ SUBCOMMAND_DESCRIPTIONS = {
     "show": "Affiche l'état, le motif et l'historique d'un document",
     "release": "Remet dans la file d'envoi un document en attente",
     "cancel": "Abandonne l'envoi d'un document en attente",
+    "replay": "Remet dans la file d'envoi un document refusé",
     "matrix": "La matrice d'alimentation",
     "preview": "Rien n'est envoyé",
     "report": "objectif de 90 %",

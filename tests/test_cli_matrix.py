@@ -153,4 +153,7 @@ def test_a_held_document_is_released_or_cancelled_by_the_operator(
         assert store.get(first).state is JobState.QUEUED  # type: ignore[union-attr]
         assert store.get(second).state is JobState.DEAD  # type: ignore[union-attr]
         assert store.events(first)[-1].code == "RELEASED_BY_USER"
-    assert "n'est pas en attente" in capsys.readouterr().err
+    assert "n'est pas « en attente d'une action »" in capsys.readouterr().err
+    assert main(["replay", str(second), "--config", str(installation)]) == 0
+    with SqliteStore.open(config.store_path) as store:
+        assert store.get(second).state is JobState.QUEUED  # type: ignore[union-attr]

@@ -1,9 +1,19 @@
-"""What a check reports: a code, where, and a French message a user can read."""
+"""What a check reports: a code, where, and a French message a user can read.
+
+`ALL_ERROR_CODES` is every errorCode / Fault code the simulator can emit (IHE and invented);
+`ERRORS.md` documents each one, and a test keeps both in step.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+
+import structlog
+
+from service.simulator.invented_codes import InventedCode
+
+log = structlog.get_logger("service.simulator")
 
 
 class IheCode(StrEnum):
@@ -11,7 +21,8 @@ class IheCode(StrEnum):
 
     REGISTRY_METADATA = "XDSRegistryMetadataError"  # metadata wrong or incomplete
     REPOSITORY_METADATA = "XDSRepositoryMetadataError"  # metadata inconsistent with the document
-    PATIENT_ID_MISMATCH = "XDSPatientIdDoesNotMatch"  # patientIds differ within the submission
+    PATIENT_ID_MISMATCH = "XDSPatientIdDoesNotMatch"  # patientIds differ within the request
+    UNKNOWN_PATIENT_ID = "XDSUnknownPatientId"  # the patient has no DMP
     DUPLICATE_UNIQUE_ID = "XDSDuplicateUniqueIdInRegistry"  # uniqueId already registered
     NON_IDENTICAL_HASH = "XDSNonIdenticalHash"  # hash slot differs from the bytes received
     NON_IDENTICAL_SIZE = "XDSNonIdenticalSize"  # size slot differs from the bytes received
@@ -19,7 +30,16 @@ class IheCode(StrEnum):
     MISSING_DOCUMENT_METADATA = "XDSMissingDocumentMetadata"  # bytes without an entry
     UNKNOWN_STORED_QUERY = "XDSUnknownStoredQuery"  # ITI-18 query id not served
     STORED_QUERY_PARAM = "XDSStoredQueryParamNumber"  # ITI-18 parameters missing or wrong
-    REGISTRY_ERROR = "XDSRegistryError"  # anything else on the registry side
+    REPLACE_FAILED = "XDSReplaceFailed"  # RPLC target unknown, not Approved or other patient
+    METADATA_UPDATE = "XDSMetadataUpdateError"  # ITI-57 change not allowed from this state
+    METADATA_VERSION = "XDSMetadataVersionError"  # ITI-57 PreviousVersion is not the current one
+    REGISTRY_BUSY = "XDSRegistryBusy"  # injected: the registry is busy, retry later
+    REGISTRY_ERROR = "XDSRegistryError"  # anything else on the registry side (internal error)
+
+
+ALL_ERROR_CODES: frozenset[str] = frozenset(
+    {str(c) for c in IheCode} | {str(c) for c in InventedCode}
+)
 
 
 @dataclass(frozen=True)
@@ -29,9 +49,19 @@ class Problem:
     code: str
     location: str
     message_fr: str
-    lenient: bool = False  # True: refused only when the simulator runs strict
+    lenient: bool = False  # True: a known client variant (spec §7), refused only when strict
 
 
 def keep(problems: list[Problem], *, strict: bool) -> list[Problem]:
-    """The problems that cause a refusal under the current strictness."""
-    return [p for p in problems if strict or not p.lenient]
+    """The problems that cause a refusal under the current strictness.
+
+    In lenient mode every tolerated variant is logged once as a warning, so a test (or an
+    operator) sees what a real DMP might have refused.
+    """
+    if strict:
+        return list(problems)
+    for problem in problems:
+        if problem.lenient:
+            log.warning("simulator_lenient_variant", code=str(problem.code),
+                        location=problem.location, message=problem.message_fr)
+    return [p for p in problems if not p.lenient]

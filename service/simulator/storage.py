@@ -1,20 +1,25 @@
 """The simulator's own SQLite file: what the "DMP" registered, and who asked what.
 
 Its schema is the simulator's, unrelated to the bridge's store. WAL + synchronous=FULL, one
-transaction per submission: either every document of a lot is registered, or none is.
+transaction per request: either every change of a request is applied, or none is.
+
+Each row of `entries` is one version of a DocumentEntry (spec §3.2): `entry_uuid` changes on
+every new version (replacement or metadata update), `logical_id` stays the same across metadata
+updates, `status` is Approved, Deprecated, Archived or Deleted. A uniqueId may appear on several
+versions of the same logical document, never on two logical documents.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS documents (
+CREATE TABLE IF NOT EXISTS entries (
     entry_uuid TEXT PRIMARY KEY,
-    unique_id TEXT NOT NULL UNIQUE,
+    unique_id TEXT NOT NULL,
     patient_id TEXT NOT NULL,
     submission_unique_id TEXT NOT NULL,
     status TEXT NOT NULL,
@@ -28,9 +33,14 @@ CREATE TABLE IF NOT EXISTS documents (
     metadata_xml BLOB NOT NULL,
     content BLOB NOT NULL,
     tls_dn TEXT,
-    received_at TEXT NOT NULL
+    received_at TEXT NOT NULL,
+    logical_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    author_id TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS documents_patient ON documents (patient_id, status);
+CREATE INDEX IF NOT EXISTS entries_patient ON entries (patient_id, status);
+CREATE INDEX IF NOT EXISTS entries_unique_id ON entries (unique_id);
+CREATE INDEX IF NOT EXISTS entries_logical_id ON entries (logical_id);
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     received_at TEXT NOT NULL,
@@ -41,19 +51,19 @@ CREATE TABLE IF NOT EXISTS requests (
     codes TEXT NOT NULL
 );
 """
-COLUMNS = (
-    "entry_uuid, unique_id, patient_id, submission_unique_id, status, hash, size, mime_type, "
-    "type_code, class_code, format_code, is_signature, metadata_xml, content, tls_dn, received_at"
-)
 
 
 class DuplicateUniqueId(Exception):
     """A uniqueId is already registered (possibly by a concurrent submission)."""
 
 
+class StaleStatus(Exception):
+    """An entry to change is no longer in the status the request was judged against."""
+
+
 @dataclass(frozen=True)
 class StoredDocument:
-    """One registered DocumentEntry with its bytes (signature entries included)."""
+    """One registered DocumentEntry version with its bytes (signature entries included)."""
 
     entry_uuid: str
     unique_id: str
@@ -67,10 +77,26 @@ class StoredDocument:
     class_code: str
     format_code: str
     is_signature: bool
-    metadata_xml: bytes  # the ExtrinsicObject as registered (entryUUID, status, hash, size)
+    metadata_xml: bytes  # the ExtrinsicObject as registered (entryUUID, hash, size)
     content: bytes
     tls_dn: str | None
     received_at: str
+    logical_id: str = ""  # "" means: the entry's own entryUUID (a first version)
+    version: int = 1
+    author_id: str = ""  # PS_IdNat (XCN.1) of the entry's first authorPerson
+
+    def __post_init__(self) -> None:
+        if not self.logical_id:
+            object.__setattr__(self, "logical_id", self.entry_uuid)
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """Set `entry_uuid` from `expected` to `new` (StaleStatus if it is no longer `expected`)."""
+
+    entry_uuid: str
+    expected: str
+    new: str
 
 
 @dataclass(frozen=True)
@@ -85,10 +111,14 @@ class RequestRecord:
     codes: tuple[str, ...]
 
 
+NAMES = tuple(f.name for f in fields(StoredDocument))
+COLUMNS = ", ".join(NAMES)
+
+
 def _document(row: tuple[object, ...]) -> StoredDocument:
-    values = list(row)
-    values[11] = bool(values[11])
-    return StoredDocument(*values)  # type: ignore[arg-type]
+    values = dict(zip(NAMES, row, strict=True))
+    values["is_signature"] = bool(values["is_signature"])
+    return StoredDocument(**values)  # type: ignore[arg-type]
 
 
 class SimulatorStore:
@@ -106,50 +136,63 @@ class SimulatorStore:
         with self._lock:
             self._db.close()
 
-    def add_documents(self, documents: list[StoredDocument]) -> None:
-        """Register a whole lot atomically; DuplicateUniqueId if any uniqueId exists."""
-        marks = ", ".join("?" * 16)
+    def apply(self, add: list[StoredDocument], changes: list[StatusChange] | None = None) -> None:
+        """Insert `add` and apply `changes` in one transaction.
+
+        DuplicateUniqueId when a uniqueId of `add` belongs to another logical document;
+        StaleStatus when an entry of `changes` moved since the request was judged.
+        """
+        marks = ", ".join("?" * len(NAMES))
         with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                for doc in documents:
+                for doc in add:
+                    owner = self._db.execute(
+                        "SELECT logical_id FROM entries WHERE unique_id = ?", (doc.unique_id,)
+                    ).fetchone()
+                    if owner is not None and owner[0] != doc.logical_id:
+                        raise DuplicateUniqueId(doc.unique_id)
+                for change in changes or []:
+                    done = self._db.execute(
+                        "UPDATE entries SET status = ? WHERE entry_uuid = ? AND status = ?",
+                        (change.new, change.entry_uuid, change.expected),
+                    )
+                    if done.rowcount != 1:
+                        raise StaleStatus(change.entry_uuid)
+                for doc in add:
+                    row = [getattr(doc, name) for name in NAMES]
+                    row[NAMES.index("is_signature")] = int(doc.is_signature)
                     self._db.execute(
-                        f"INSERT INTO documents ({COLUMNS}) VALUES ({marks})",  # noqa: S608
-                        (doc.entry_uuid, doc.unique_id, doc.patient_id, doc.submission_unique_id,
-                         doc.status, doc.hash, doc.size, doc.mime_type, doc.type_code,
-                         doc.class_code, doc.format_code, int(doc.is_signature),
-                         doc.metadata_xml, doc.content, doc.tls_dn, doc.received_at),
+                        f"INSERT INTO entries ({COLUMNS}) VALUES ({marks})", row  # noqa: S608
                     )
                 self._db.execute("COMMIT")
-            except sqlite3.IntegrityError as exc:
-                self._db.execute("ROLLBACK")
-                raise DuplicateUniqueId from exc
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
 
+    def add_documents(self, documents: list[StoredDocument]) -> None:
+        """Register a whole lot atomically; DuplicateUniqueId if any uniqueId exists."""
+        self.apply(documents, [])
+
     def known_unique_ids(self, unique_ids: list[str]) -> set[str]:
         """The subset of `unique_ids` already registered."""
         with self._lock:
-            found = set()
-            for uid in unique_ids:
-                row = self._db.execute(
-                    "SELECT 1 FROM documents WHERE unique_id = ?", (uid,)
-                ).fetchone()
-                if row is not None:
-                    found.add(uid)
-            return found
+            return {
+                uid for uid in unique_ids
+                if self._db.execute("SELECT 1 FROM entries WHERE unique_id = ?",
+                                    (uid,)).fetchone() is not None
+            }
 
     def _select(self, where: str, params: tuple[object, ...]) -> list[StoredDocument]:
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {COLUMNS} FROM documents {where} ORDER BY received_at, rowid",  # noqa: S608
+                f"SELECT {COLUMNS} FROM entries {where} ORDER BY received_at, rowid",  # noqa: S608
                 params,
             ).fetchall()
         return [_document(row) for row in rows]
 
     def documents(self) -> list[StoredDocument]:
-        """Every registered entry, oldest first (tests read what was stored here)."""
+        """Every registered entry version, oldest first (tests read what was stored here)."""
         return self._select("", ())
 
     def by_patient(self, patient_id: str) -> list[StoredDocument]:
@@ -160,6 +203,11 @@ class SimulatorStore:
 
     def by_entry_uuid(self, entry_uuid: str) -> list[StoredDocument]:
         return self._select("WHERE entry_uuid = ?", (entry_uuid,))
+
+    def by_logical_id(self, logical_id: str) -> list[StoredDocument]:
+        """Every version of a logical document, oldest first."""
+        return sorted(self._select("WHERE logical_id = ?", (logical_id,)),
+                      key=lambda d: d.version)
 
     def record_request(self, record: RequestRecord) -> None:
         with self._lock:
@@ -180,16 +228,22 @@ class SimulatorStore:
         return [RequestRecord(r[0], r[1], r[2], r[3], r[4], tuple(c for c in r[5].split(",") if c))
                 for r in rows]
 
+    def reset(self) -> None:
+        """Forget every entry and every recorded request (admin « réinitialiser »)."""
+        with self._lock:
+            self._db.execute("DELETE FROM entries")
+            self._db.execute("DELETE FROM requests")
+
     def counts(self) -> dict[str, int]:
         """Counters for /_simulateur/etat (no health data)."""
         with self._lock:
             one = self._db.execute
             return {
-                "documents": one("SELECT COUNT(*) FROM documents WHERE is_signature = 0")
+                "documents": one("SELECT COUNT(*) FROM entries WHERE is_signature = 0")
                 .fetchone()[0],
-                "signatures": one("SELECT COUNT(*) FROM documents WHERE is_signature = 1")
+                "signatures": one("SELECT COUNT(*) FROM entries WHERE is_signature = 1")
                 .fetchone()[0],
-                "lots": one("SELECT COUNT(DISTINCT submission_unique_id) FROM documents")
+                "lots": one("SELECT COUNT(DISTINCT submission_unique_id) FROM entries")
                 .fetchone()[0],
                 "requetes": one("SELECT COUNT(*) FROM requests").fetchone()[0],
                 "refus": one("SELECT COUNT(*) FROM requests WHERE outcome != 'succes'")

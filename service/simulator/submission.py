@@ -68,6 +68,11 @@ class Association:
     type: str
     source: str
     target: str
+    slots: dict[str, list[str]] = field(default_factory=dict)
+
+    def slot(self, name: str) -> str | None:
+        values = self.slots.get(name) or []
+        return values[0].strip() if values else None
 
 
 @dataclass
@@ -159,26 +164,34 @@ def _is_submission_set(package: etree._Element, objects: etree._Element) -> bool
     return False
 
 
+def read_objects(objects: etree._Element | None, sub: Submission | None = None) -> Submission:
+    """Read a `rim:RegistryObjectList` (ITI-41 and ITI-57 share this)."""
+    sub = sub or Submission()
+    if objects is None:
+        return sub
+    for package in objects.findall(q(RIM, "RegistryPackage")):
+        obj = _object(package)
+        sub.packages.append(obj)
+        if _is_submission_set(package, objects):
+            sub.submission_sets.append(obj)
+    sub.entries = [_object(e) for e in objects.findall(q(RIM, "ExtrinsicObject"))]
+    sub.associations = [
+        Association(
+            id=a.get("id") or "",
+            type=a.get("associationType") or "",
+            source=a.get("sourceObject") or "",
+            target=a.get("targetObject") or "",
+            slots=_slots(a),
+        )
+        for a in objects.findall(q(RIM, "Association"))
+    ]
+    return sub
+
+
 def read_submission(request: etree._Element, parts: dict[str, bytes]) -> Submission:
     """Read `xdsb:ProvideAndRegisterDocumentSetRequest` (schema-checked beforehand)."""
-    sub = Submission()
     objects = request.find(f"{q(LCM, 'SubmitObjectsRequest')}/{q(RIM, 'RegistryObjectList')}")
-    if objects is not None:
-        for package in objects.findall(q(RIM, "RegistryPackage")):
-            obj = _object(package)
-            sub.packages.append(obj)
-            if _is_submission_set(package, objects):
-                sub.submission_sets.append(obj)
-        sub.entries = [_object(e) for e in objects.findall(q(RIM, "ExtrinsicObject"))]
-        sub.associations = [
-            Association(
-                id=a.get("id") or "",
-                type=a.get("associationType") or "",
-                source=a.get("sourceObject") or "",
-                target=a.get("targetObject") or "",
-            )
-            for a in objects.findall(q(RIM, "Association"))
-        ]
+    sub = read_objects(objects)
     for doc in request.findall(q(XDSB, "Document")):
         doc_id = doc.get("id") or ""
         sub.document_ids.append(doc_id)

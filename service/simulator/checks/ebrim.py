@@ -101,6 +101,10 @@ def _check_associations(sub: Submission) -> list[Problem]:
             problems.append(Problem(META, "Association[signs]",
                                     "Il faut une association signs unique de la signature "
                                     "vers le lot de soumission."))
+        elif signs[0].slots.get("SubmissionSetStatus") is not None:
+            problems.append(Problem(META, "Association[signs]/SubmissionSetStatus",
+                                    "Le slot SubmissionSetStatus n'a pas de sens sur "
+                                    "l'association signs.", lenient=True))
     return problems
 
 

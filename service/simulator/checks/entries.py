@@ -18,6 +18,7 @@ from service.simulator.namespaces import (
     SS_AUTHOR,
     SS_CONTENT_TYPE,
 )
+from service.simulator.checks.dtm import check_dtm
 from service.simulator.problems import IheCode, Problem
 from service.simulator.submission import RegistryObject, Submission, entry_unique_id
 from service.simulator.xds_types import author_institution_problem, author_person_problem
@@ -32,6 +33,7 @@ CODED = {
     DE_PRACTICE_SETTING: "practiceSettingCode",
 }
 REQUIRED_SLOTS = ("creationTime", "languageCode", "sourcePatientId", "serviceStartTime")
+DTM_SLOTS = ("creationTime", "serviceStartTime", "serviceStopTime")
 
 # Value-set membership (J57/J60/J61/J66, ASS_X16) comes later: a hook gets each entry.
 ValueSetHook = Callable[[RegistryObject], list[Problem]]
@@ -54,6 +56,20 @@ def _check_authors(obj: RegistryObject, scheme: str, loc: str, *, required: bool
             reason = author_institution_problem(institution)
             if reason is not None:
                 problems.append(Problem(META, f"{loc}/authorInstitution", reason))
+    return problems
+
+
+def _check_legal_authenticator(entry: RegistryObject, loc: str) -> list[Problem]:
+    """legalAuthenticator: an XCN with a PS_IdNat, required on a document (spec §3.2)."""
+    values = entry.slots.get("legalAuthenticator") or []
+    if not values and not entry.is_signature:
+        return [Problem(META, f"{loc}/legalAuthenticator", "Slot legalAuthenticator absent.")]
+    problems: list[Problem] = []
+    for value in values:
+        found = author_person_problem(value)
+        if found is not None:
+            reason = found[0].replace("authorPerson", "legalAuthenticator")
+            problems.append(Problem(META, f"{loc}/legalAuthenticator", reason, lenient=found[1]))
     return problems
 
 
@@ -95,6 +111,9 @@ def check_entry(entry: RegistryObject, data: bytes | None) -> list[Problem]:
     for slot in REQUIRED_SLOTS:
         if not entry.slot(slot):
             problems.append(Problem(META, f"{loc}/{slot}", f"Slot obligatoire absent : {slot}."))
+    for slot in DTM_SLOTS:
+        problems.extend(check_dtm(entry.slot(slot), f"{loc}/{slot}"))
+    problems.extend(_check_legal_authenticator(entry, loc))
     problems.extend(_check_authors(entry, DE_AUTHOR, loc, required=not entry.is_signature))
     if data is not None:
         problems.extend(_check_bytes(entry, data, loc))
@@ -110,6 +129,7 @@ def check_submission_set(sub: Submission) -> list[Problem]:
     problems: list[Problem] = []
     if not ss.slot("submissionTime"):
         problems.append(Problem(META, f"{loc}/submissionTime", "submissionTime absent."))
+    problems.extend(check_dtm(ss.slot("submissionTime"), f"{loc}/submissionTime"))
     if not ss.classified(SS_CONTENT_TYPE):
         problems.append(Problem(META, f"{loc}/contentTypeCode", "contentTypeCode absent."))
     problems.extend(_check_authors(ss, SS_AUTHOR, loc, required=True))
