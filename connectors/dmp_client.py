@@ -7,7 +7,9 @@ a request that may have arrived makes the job ambiguous, never blindly resent.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+from collections import deque
 from dataclasses import dataclass
 
 import aiohttp
@@ -36,13 +38,39 @@ class TransportError(Exception):
         self.tls = tls  # the TLS handshake failed: certificates or trust, not the network
 
 
-class DmpClient:
-    """A pooled HTTPS session with mutual TLS, bound to one base URL."""
+class RateLimiter:
+    """Never more than `rate` requests per second: each request waits for its own time slot.
 
-    def __init__(
-        self, base_url: str, ssl_context: ssl.SSLContext, *, timeout_seconds: float = 60.0
-    ) -> None:
+    It sits in the client, right before the bytes leave, so every transaction counts (feeds,
+    queries, updates) and nothing between the slot and the send can bunch requests together.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> float:
+        """Wait for the next slot; returns the loop time the request may leave at."""
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            delay = self._next - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now = loop.time()
+            self._next = max(now, self._next) + self._interval
+            return now
+
+
+class DmpClient:
+    """A pooled HTTPS session with mutual TLS, bound to one base URL, rate-limited."""
+
+    def __init__(self, base_url: str, ssl_context: ssl.SSLContext, *,
+                 timeout_seconds: float = 60.0, rate_per_second: float = 4.0) -> None:
         self.base_url = base_url.rstrip("/")
+        self._limiter = RateLimiter(rate_per_second)
+        # When the last requests left (loop time): for the rate metric and its proof.
+        self.sent_at: deque[float] = deque(maxlen=1000)
         self._ssl = ssl_context
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds, connect=15)
         self._session: aiohttp.ClientSession | None = None
@@ -68,6 +96,7 @@ class DmpClient:
             self._session = aiohttp.ClientSession(
                 timeout=self._timeout, connector=aiohttp.TCPConnector(ssl=self._ssl, limit=4)
             )
+        self.sent_at.append(await self._limiter.wait())
         try:
             async with self._session.post(
                 self.url(service),

@@ -40,14 +40,14 @@ from bridge.soap import (
     ACTION_ITI18,
     ACTION_ITI41,
     HttpRequestBody,
-    build_envelope,
     mtom,
     plain_soap,
 )
 from bridge.store_port import CorruptPayload, Store
-from bridge.vihf import AccessMode, AuthMode, Software, VihfRequest, build_vihf
+from bridge.vihf import ClockSkew, Software
 from bridge.xmlsafe import UnsafeXmlError, parse_xml
 from connectors.dmp_client import DmpClient, TransportError
+from connectors.dmp_envelope import signed_envelope
 from mappings.matrix import Matrix
 from service.labels import RELEASED_BY_USER
 
@@ -67,23 +67,6 @@ RESOLVE_AGAIN_AFTER = dt.timedelta(seconds=30)
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-class RateLimiter:
-    """Never more than `rate` requests per second: each request waits for its own time slot."""
-
-    def __init__(self, rate: float) -> None:
-        self._interval = 1.0 / rate
-        self._next = 0.0
-        self._lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        async with self._lock:
-            loop = asyncio.get_running_loop()
-            delay = self._next - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            self._next = max(loop.time(), self._next) + self._interval
 
 
 @dataclass(frozen=True)
@@ -114,7 +97,6 @@ class Dispatcher:
         *,
         source_id: str,
         software: Software,
-        rate_per_second: float,
         gate: Gatekeeping,
         retry: RetryPolicy | None = None,
         lifetime: dt.timedelta = DEFAULT_LIFETIME,
@@ -125,7 +107,6 @@ class Dispatcher:
         self._credentials = credentials
         self._source_id = source_id
         self._software = software
-        self._limiter = RateLimiter(rate_per_second)
         self._gate = gate
         self._retry = retry or RetryPolicy()
         self._on_finished = on_finished
@@ -299,28 +280,10 @@ class Dispatcher:
     def _signed_envelope(
         self, request: DocumentRequest, service: str, action: str, body: etree._Element
     ) -> etree._Element:
-        now = _now()
-        assertion = self._credentials.sign_vihf(
-            build_vihf(
-                VihfRequest(
-                    assertion_id=f"_{uuid.uuid4().hex}",
-                    issue_instant=now,
-                    issuer_dn=self._credentials.issuer_dn,
-                    author=request.author,
-                    patient=request.patient.ins,
-                    auth_mode=AuthMode.INDIRECTE,
-                    access_mode=AccessMode.NORMAL,
-                    software=self._software,
-                )
-            )
-        )
-        return build_envelope(
-            action=action,
-            to=self._client.url(service),
-            message_id=f"urn:uuid:{uuid.uuid4()}",
-            assertion=assertion,
-            body=body,
-        )
+        """Raises ClockSkew (environment) or VihfRefused before anything is signed."""
+        return signed_envelope(self._credentials, self._software, author=request.author,
+                               patient=request.patient.ins, action=action,
+                               to=self._client.url(service), body=body, now=_now())
 
     async def _process(self, job: Job) -> None:
         try:
@@ -346,7 +309,16 @@ class Dispatcher:
                 attempt=False,
             )
             return
-        envelope = self._signed_envelope(request, "repository", ACTION_ITI41, package.body)
+        try:
+            envelope = self._signed_envelope(request, "repository", ACTION_ITI41, package.body)
+        except ClockSkew as exc:
+            await self._finish(job, Decision(ErrorClass.ENVIRONMENT, JobState.QUEUED, exc.code,
+                                             exc.message_fr), attempt=False)
+            return
+        except BridgeError as exc:
+            await self._finish(job, Decision(ErrorClass.PERMANENT, JobState.DEAD, exc.code,
+                                             exc.message_fr), attempt=False)
+            return
         http = mtom(
             envelope,
             ACTION_ITI41,
@@ -354,7 +326,6 @@ class Dispatcher:
             root_id=f"root-{uuid.uuid4()}@dmp-bridge",
             parts=package.parts,
         )
-        await self._limiter.wait()
         await asyncio.to_thread(self._store.mark_sent, job.id)
         decision = await self._send(http)
         if decision.state is JobState.AMBIGUOUS:
@@ -371,13 +342,12 @@ class Dispatcher:
     # -- ambiguous outcomes ----------------------------------------------------------------
     async def _ask_dmp(self, request: DocumentRequest, package: Package) -> Decision | None:
         """Does the DMP hold our document, with our bytes? None when it cannot be told now."""
-        envelope = self._signed_envelope(
-            request,
-            "registry",
-            ACTION_ITI18,
-            get_documents_by_unique_id(package.document_unique_id),
-        )
-        await self._limiter.wait()
+        try:
+            envelope = self._signed_envelope(
+                request, "registry", ACTION_ITI18,
+                get_documents_by_unique_id(package.document_unique_id))
+        except BridgeError:
+            return None  # clock or VIHF problem: the answer stays unknown for now
         try:
             answer = await self._client.post("registry", plain_soap(envelope, ACTION_ITI18))
             found = read_query_response(parse_xml(answer.body))
@@ -386,6 +356,7 @@ class Dispatcher:
         if not found.ok:
             return None
         expected = [sha1_hex(data) for cid, data in package.parts if cid.startswith("doc-")]
+        # A lot of several documents is registered atomically: the first one tells for all.
         for doc in found.documents:
             if doc.unique_id == package.document_unique_id and doc.hash in expected:
                 return Decision(

@@ -100,7 +100,8 @@ async def run_bridge(
     store = await asyncio.to_thread(SqliteStore.open, config.store_path)
     registry = await asyncio.to_thread(SqlitePatientRegistry, config.store_path)
     client = DmpClient(
-        config.dmp.url, credentials.ssl_context(), timeout_seconds=config.dmp.timeout_seconds
+        config.dmp.url, credentials.ssl_context(), timeout_seconds=config.dmp.timeout_seconds,
+        rate_per_second=config.dmp.max_rate_per_second,
     )
     try:
         recovered = await asyncio.to_thread(store.recover_on_start, dt.datetime.now(dt.UTC))
@@ -113,7 +114,6 @@ async def run_bridge(
             software=Software(
                 SOFTWARE_NAME, SOFTWARE_VERSION, config.bridge.source_id, HOMOLOGATION_ID
             ),
-            rate_per_second=config.dmp.max_rate_per_second,
             gate=Gatekeeping(matrix, Target(config.bridge.environment), registry),
             lifetime=dt.timedelta(days=config.dmp.lifetime_days),
             on_finished=hooks.on_finished,

@@ -61,9 +61,10 @@ async def rig(tmp_path: Path, pki_dir: Path,
         db_path=tmp_path / "sim.sqlite3", ca_cert=pki.ca_cert, server_cert=pki.server.cert,
         server_key=pki.server.key))
     store = SqliteStore.open(tmp_path / "queue.sqlite3")
-    client = DmpClient(simulator.base_url, credentials.ssl_context(), timeout_seconds=10)
+    client = DmpClient(simulator.base_url, credentials.ssl_context(), timeout_seconds=10,
+                       rate_per_second=5)
     dispatcher = Dispatcher(store, client, credentials, source_id="2.25.1", software=SOFTWARE,
-                            rate_per_second=5, gate=Gatekeeping(load_matrix()))
+                            gate=Gatekeeping(load_matrix()))
     try:
         yield Rig(store, simulator, dispatcher)
     finally:
@@ -147,8 +148,7 @@ async def test_an_untrusted_dmp_certificate_is_an_environment_error(
     context = ssl.create_default_context(cafile=str(other_ca))
     client = DmpClient(rig.simulator.base_url, context, timeout_seconds=5)
     dispatcher = Dispatcher(rig.store, client, credentials, source_id="2.25.1",
-                            software=SOFTWARE, rate_per_second=5,
-                            gate=Gatekeeping(load_matrix()))
+                            software=SOFTWARE, gate=Gatekeeping(load_matrix()))
     try:
         job = rig.queue("tls")
         await dispatcher.run_once()
@@ -173,3 +173,23 @@ async def test_a_document_past_its_lifetime_ends_dead_never_deleted(rig: Rig) ->
 
 def test_every_invented_code_has_a_reaction() -> None:
     assert {cls for cls, _ in INVENTED_DMP_CODES.values()} <= set(ErrorClass)
+
+
+async def test_the_rate_limit_is_never_exceeded_in_any_one_second_window(
+        rig: Rig, credentials: SoftwareCredentials) -> None:
+    client = DmpClient(rig.simulator.base_url, credentials.ssl_context(), timeout_seconds=10,
+                       rate_per_second=8)
+    dispatcher = Dispatcher(rig.store, client, credentials, source_id="2.25.1",
+                            software=SOFTWARE, gate=Gatekeeping(load_matrix()))
+    try:
+        for n in range(24):
+            rig.queue(f"debit-{n}")
+        while await dispatcher.run_once():
+            pass
+    finally:
+        await client.close()
+    times = list(client.sent_at)  # when each request was allowed to leave
+    busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+    print(f"\nrate: {len(times)} requests, busiest 1-second window = {busiest} (limit 8)")
+    assert len(times) == 24 and busiest <= 8
+    assert rig.registered() == 24

@@ -363,3 +363,23 @@ async def test_run_queues_a_dropped_pair_and_stops_cleanly_when_cancelled(
 
     assert store.received() == 1
     assert names(folder_intake.layout.done) == {"soins.pdf", "soins.json"}
+
+
+async def test_a_full_disk_refuses_without_acknowledging_and_recovers_by_itself(
+        intake: FolderIntake, inbox: Path, store: SqliteStore) -> None:
+    """SQLite's page limit stands in for a full disk: the commit fails, so the files must stay
+    where the practice left them (no move, no error file), and go once space is back."""
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count = {pages}")  # no room for one more document
+    drop_pair(inbox, "disque-plein", pdf=pdf_bytes("x" * 50_000))
+
+    assert await take_after_window(intake) == []
+    assert names(inbox) == {"disque-plein.pdf", "disque-plein.json"}
+    assert names(intake.layout.error) == set() and names(intake.layout.done) == set()
+    assert store.received() == 0
+
+    store._conn.execute("PRAGMA max_page_count = 1073741823")  # space is back
+    outcomes = await take_after_window(intake, T0 + dt.timedelta(minutes=1))
+    assert [o.accepted for o in outcomes] == [True]
+    assert store.received() == 1
+    assert names(intake.layout.done) == {"disque-plein.pdf", "disque-plein.json"}

@@ -8,8 +8,10 @@ from lxml import etree
 
 from bridge.schemas import SchemaName, validation_errors
 from bridge.xmlsafe import UnsafeXmlError, parse_xml
+from service.simulator.invented_codes import InventedCode
 from service.simulator.mtom import MtomError, media_type, parse_mtom
 from service.simulator.namespaces import SOAP, WSA, q
+from service.simulator.problems import Problem
 
 
 class SoapError(ValueError):
@@ -28,6 +30,7 @@ class SoapRequest:
     header: etree._Element | None
     body_child: etree._Element | None
     parts: dict[str, bytes]
+    variants: tuple[Problem, ...] = ()  # known client variants (spec §7), all lenient
 
     def wsa(self, name: str) -> str | None:
         """Text of the WS-Addressing header `name` (MessageID, To, Action), or None."""
@@ -56,6 +59,7 @@ def read_soap(content_type: str, body: bytes, *, max_bytes: int) -> SoapRequest:
     """Parse the HTTP body; raise SoapError with a French reason when it cannot be read."""
     kind = media_type(content_type or "text/plain")
     parts: dict[str, bytes] = {}
+    variants: list[Problem] = []
     if kind == "multipart/related":
         try:
             message = parse_mtom(content_type, body, max_bytes=max_bytes)
@@ -67,6 +71,11 @@ def read_soap(content_type: str, body: bytes, *, max_bytes: int) -> SoapRequest:
         xml, parts = message.root, message.parts
     elif kind == "application/soap+xml":
         xml = body
+    elif kind == "application/octet-stream":  # DRIMbox's ITI-57 (spec §4.5, §7)
+        xml = body
+        variants.append(Problem(InventedCode.SOAP_INVALIDE, "HTTP/Content-Type",
+                                "Content-Type application/octet-stream : application/soap+xml "
+                                "est attendu.", lenient=True))
     else:
         raise SoapError(
             "Type de contenu non accepté : application/soap+xml ou multipart/related attendu."
@@ -80,6 +89,11 @@ def read_soap(content_type: str, body: bytes, *, max_bytes: int) -> SoapRequest:
     if validation_errors(_skeleton(envelope), SchemaName.SOAP12, limit=1):
         raise SoapError("L'enveloppe SOAP 1.2 n'est pas conforme au schéma.")
     header = envelope.find(q(SOAP, "Header"))
+    if header is not None and any(isinstance(h.tag, str) and h.get("mustUnderstand") is not None
+                                  for h in header):
+        variants.append(Problem(InventedCode.SOAP_INVALIDE, "soap:Header/@mustUnderstand",
+                                "Attribut mustUnderstand sans l'espace de noms SOAP 1.2.",
+                                lenient=True))
     body_el = envelope.find(q(SOAP, "Body"))
     children = [] if body_el is None else [c for c in body_el if isinstance(c.tag, str)]
     return SoapRequest(
@@ -87,4 +101,5 @@ def read_soap(content_type: str, body: bytes, *, max_bytes: int) -> SoapRequest:
         header=header,
         body_child=children[0] if children else None,
         parts=parts,
+        variants=tuple(variants),
     )

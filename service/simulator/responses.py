@@ -6,6 +6,7 @@ import uuid
 
 from lxml import etree
 
+from service.simulator.invented_codes import InventedCode
 from service.simulator.namespaces import (
     ACTION_FAULT,
     QUERY,
@@ -63,6 +64,13 @@ def registry_response(problems: list[Problem], *, action: str, relates_to: str |
     return _bytes(env)
 
 
+def plain_response(answer: etree._Element, *, action: str, relates_to: str | None) -> bytes:
+    """Any body element (the TD0.2 answer) in a SOAP envelope."""
+    env, body = _envelope(action, relates_to)
+    body.append(answer)
+    return _bytes(env)
+
+
 def adhoc_query_response(
     objects: list[etree._Element], problems: list[Problem], *, action: str, relates_to: str | None
 ) -> bytes:
@@ -109,3 +117,15 @@ def soap_fault(
     error = etree.SubElement(detail, q(SIM_NS, "Erreur"), nsmap={"sim": SIM_NS}, code=code)
     error.text = reason_fr
     return _bytes(env)
+
+
+def fault_body(problems: list[Problem], relates_to: str | None, *, sender: bool = True) -> bytes:
+    first = problems[0]
+    subcode = None
+    if first.code == InventedCode.WSA_MANQUANT:
+        subcode = (WSA, "MessageAddressingHeaderRequired")
+    elif first.code == InventedCode.WSA_ACTION:
+        subcode = (WSA, "ActionNotSupported")
+    reason = " ".join(p.message_fr for p in problems)
+    return soap_fault(reason, code=first.code, subcode=subcode, sender=sender,
+                      relates_to=relates_to)

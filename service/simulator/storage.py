@@ -115,6 +115,15 @@ NAMES = tuple(f.name for f in fields(StoredDocument))
 COLUMNS = ", ".join(NAMES)
 
 
+def _same_cx(a: str, b: str) -> bool:
+    """Same matricule and same assigning-authority OID (`id^^^&oid&ISO^NH`)."""
+    def key(cx: str) -> tuple[str, str]:
+        comps = cx.strip().split("^")
+        authority = comps[3].split("&") if len(comps) > 3 else []
+        return comps[0], authority[1] if len(authority) > 1 else ""
+    return key(a) == key(b)
+
+
 def _document(row: tuple[object, ...]) -> StoredDocument:
     values = dict(zip(NAMES, row, strict=True))
     values["is_signature"] = bool(values["is_signature"])
@@ -197,6 +206,12 @@ class SimulatorStore:
 
     def by_patient(self, patient_id: str) -> list[StoredDocument]:
         return self._select("WHERE patient_id = ?", (patient_id,))
+
+    def by_patient_id(self, patient_id: str) -> list[StoredDocument]:
+        """Entries of this INS, whatever the CX spelling (compared on matricule and OID)."""
+        matricule = patient_id.split("^", maxsplit=1)[0]
+        return [d for d in self._select("WHERE patient_id LIKE ?", (f"{matricule}^%",))
+                if _same_cx(d.patient_id, patient_id)]
 
     def by_unique_id(self, unique_id: str) -> list[StoredDocument]:
         return self._select("WHERE unique_id = ?", (unique_id,))

@@ -64,7 +64,7 @@ class Installation:
         if not self.config.store_path.exists():
             return []
         with SqliteStore.open(self.config.store_path) as store:
-            return list(store.list_jobs())
+            return list(store.list_jobs(limit=1_000_000))
 
 
 @pytest.fixture

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+
+from lxml import etree
 
 TINY_PDF = (
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
@@ -25,8 +28,8 @@ CDA_N1 = """<?xml version="1.0" encoding="UTF-8"?>
   <effectiveTime value="20240105101500+0100"/>
   <confidentialityCode code="N" displayName="Normal" codeSystem="2.16.840.1.113883.5.25"/>
   <languageCode code="fr-FR"/>
-  <setId root="{doc_uid}.1"/>
-  <versionNumber value="1"/>
+  <setId root="{set_id}"/>
+  <versionNumber value="{version}"/>
   <recordTarget>
     <patientRole>
       <id extension="{ins}" root="{ins_oid}"/>
@@ -39,6 +42,7 @@ CDA_N1 = """<?xml version="1.0" encoding="UTF-8"?>
         <administrativeGenderCode code="F" displayName="Féminin"
           codeSystem="2.16.840.1.113883.5.1"/>
         <birthTime value="19790328"/>
+        <birthplace><place><addr><county>51215</county></addr></place></birthplace>
       </patient>
     </patientRole>
   </recordTarget>
@@ -84,7 +88,7 @@ CDA_N1 = """<?xml version="1.0" encoding="UTF-8"?>
         </assignedEntity>
       </performer>
     </serviceEvent>
-  </documentationOf>
+  </documentationOf>{related}
   <componentOf>
     <encompassingEncounter>
       <effectiveTime><low value="20240105100000+0100"/></effectiveTime>
@@ -104,7 +108,21 @@ CDA_N1 = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def cda_n1(*, doc_uid: str, ins: str, ins_oid: str) -> bytes:
-    """The CDA bytes for one document."""
+RELATED = """
+  <relatedDocument typeCode="RPLC"><parentDocument><id root="{parent}"/></parentDocument>
+  </relatedDocument>"""
+
+
+def cda_n1(*, doc_uid: str, ins: str, ins_oid: str, set_id: str | None = None, version: int = 1,
+           parent: str | None = None, edit: Callable[[etree._Element], None] | None = None,
+           ) -> bytes:
+    """The CDA bytes for one document; `edit` changes the parsed document before writing."""
     pdf = base64.b64encode(TINY_PDF).decode("ascii")
-    return CDA_N1.format(doc_uid=doc_uid, ins=ins, ins_oid=ins_oid, pdf=pdf).encode("utf-8")
+    related = RELATED.format(parent=parent) if parent else ""
+    text = CDA_N1.format(doc_uid=doc_uid, ins=ins, ins_oid=ins_oid, pdf=pdf, related=related,
+                         set_id=set_id or f"{doc_uid}.1", version=version).encode("utf-8")
+    if edit is None:
+        return text
+    root = etree.fromstring(text)
+    edit(root)
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))

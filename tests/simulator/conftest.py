@@ -1,4 +1,6 @@
-"""Fixtures: a test PKI, a running simulator on a real TLS socket, an mTLS client session."""
+"""Fixtures: a test PKI (with a CPS-like certificate), a running simulator on a real TLS
+socket (strict, and lenient), an HTTP client session.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +11,37 @@ import aiohttp
 import pytest
 
 from service.simulator import RunningSimulator, SimulatorConfig, start_simulator
-from service.test_pki import TestPki, generate_test_pki
+from tests.simulator.pki_maker import SimPki, make_pki
 
 
 @pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+def pki(tmp_path_factory: pytest.TempPathFactory) -> SimPki:
     # RSA key generation is the slow part: one PKI for the whole session.
-    return generate_test_pki(tmp_path_factory.mktemp("pki"))
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
-@pytest.fixture
-async def simulator(pki: TestPki, tmp_path: Path) -> AsyncIterator[RunningSimulator]:
-    config = SimulatorConfig(
-        db_path=tmp_path / "simulateur.sqlite",
+def _config(pki: SimPki, tmp_path: Path, *, strict: bool) -> SimulatorConfig:
+    return SimulatorConfig(
+        db_path=tmp_path / ("simulateur.sqlite" if strict else "simulateur-tolerant.sqlite"),
         ca_cert=pki.ca_cert,
         server_cert=pki.server.cert,
         server_key=pki.server.key,
+        strict=strict,
     )
-    running = await start_simulator(config)
+
+
+@pytest.fixture
+async def simulator(pki: SimPki, tmp_path: Path) -> AsyncIterator[RunningSimulator]:
+    running = await start_simulator(_config(pki, tmp_path, strict=True))
+    try:
+        yield running
+    finally:
+        await running.close()
+
+
+@pytest.fixture
+async def lenient_simulator(pki: SimPki, tmp_path: Path) -> AsyncIterator[RunningSimulator]:
+    running = await start_simulator(_config(pki, tmp_path, strict=False))
     try:
         yield running
     finally:

@@ -60,6 +60,7 @@ def _entry(objects: etree._Element, spec: WireSpec, ident: str, uid: str, data: 
         sha1 = spec.hash_override
     _slot(eo, "hash", sha1)
     _slot(eo, "languageCode", "art" if signature else "fr-FR")
+    _slot(eo, "legalAuthenticator", AUTHOR_PERSON)
     _slot(eo, "serviceStartTime", "20240105090000")
     _slot(eo, "size", str(len(data)))
     _slot(eo, "sourcePatientId", entry_patient)
@@ -107,11 +108,11 @@ def build_request(
                         nsmap={"xdsb": XDSB, "lcm": LCM, "rim": RIM})
     objects = _sub(_sub(req, LCM, "SubmitObjectsRequest"), RIM, "RegistryObjectList")
     ss = _sub(objects, RIM, "RegistryPackage", id="SubmissionSet01")
-    _slot(ss, "submissionTime", "20240105091600")
+    _slot(ss, "submissionTime", spec.submission_time)
     _name(ss, "Lot de soumission")
     _author(ss, "urn:uuid:a7058bb9-b4e4-4307-ba5b-e3f0ab85e12d", "ss-author")
-    _classify(ss, "urn:uuid:aa543740-bdda-424e-8c96-df4873be8500", "SA07", "1.2.250.1.71.4.2.4",
-              "Cabinet individuel", "ss-ct")
+    _classify(ss, "urn:uuid:aa543740-bdda-424e-8c96-df4873be8500", "SA07",
+              spec.content_type_system, "Cabinet individuel", "ss-ct")
     _external(ss, "urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446", _cx(spec.ins, spec.ins_oid),
               "XDSSubmissionSet.patientId", "ss-pid")
     _external(ss, "urn:uuid:554ac39e-e3fe-47fe-b233-965d2a147832", "1.2.250.1.999.1",
@@ -127,8 +128,15 @@ def build_request(
                      targetObject=target,
                      associationType="urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember")
         _slot(assoc, "SubmissionSetStatus", "Original")
-    _sub(objects, RIM, "Association", id="as-signs", sourceObject="Signature01",
-         targetObject="SubmissionSet01", associationType="urn:ihe:iti:2007:AssociationType:signs")
+    signs = _sub(objects, RIM, "Association", id="as-signs", sourceObject="Signature01",
+                 targetObject="SubmissionSet01",
+                 associationType="urn:ihe:iti:2007:AssociationType:signs")
+    if spec.status_on_signs:
+        _slot(signs, "SubmissionSetStatus", "Original")
+    if spec.replaces is not None:
+        _sub(objects, RIM, "Association", id="as-rplc", sourceObject="Document01",
+             targetObject=spec.replaces.entry_uuid,
+             associationType="urn:ihe:iti:2007:AssociationType:RPLC")
     for ident, cid in zip(("Document01", "Signature01"), cids, strict=True):
         doc = _sub(req, XDSB, "Document", id=ident)
         etree.SubElement(doc, q(XOP, "Include"), nsmap={"xop": XOP}, href=f"cid:{cid}")

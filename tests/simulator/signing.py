@@ -21,6 +21,8 @@ from tests.simulator.wire_base import (
     RSA_SHA256,
     SAML,
     SHA256,
+    RSA_SHA1,
+    SHA1,
     XADES,
     XSI,
     WireSpec,
@@ -71,14 +73,14 @@ def build_vihf(pki: TestPki, spec: WireSpec) -> etree._Element:
          Format="urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName")
     _sub(assertion, DS, "Signature", Id="placeholder")
     subject = _sub(assertion, SAML, "Subject")
-    _sub(subject, SAML, "NameID", "899700366240")
+    _sub(subject, SAML, "NameID", spec.name_id)
     authn = _sub(assertion, SAML, "AuthnStatement", AuthnInstant=instant)
     context = _sub(authn, SAML, "AuthnContext")
     _sub(context, SAML, "AuthnContextClassRef",
          "urn:oasis:names:tc:SAML:2.0:ac:classes:TLSClient")
     st = _sub(assertion, SAML, "AttributeStatement")
     _attribute(st, "VIHF_Version", "3.0")
-    _attribute(st, "Authentification_Mode", "INDIRECTE")
+    _attribute(st, spec.auth_mode_attribute, spec.auth_mode)
     _attribute(st, "Identifiant_Structure", "499700366240007")
     _attribute(st, "Secteur_Activite", "SA07^1.2.250.1.71.4.2.4")
     _attribute(st, "urn:oasis:names:tc:xspa:1.0:subject:subject-id", "dmp-bridge, tests")
@@ -86,15 +88,17 @@ def build_vihf(pki: TestPki, spec: WireSpec) -> etree._Element:
                _ce("Role", spec.profession, "1.2.250.1.71.1.2.7", "Infirmier"))
     if spec.profession in ("10", "21"):
         _attribute(st, "urn:oasis:names:tc:xacml:2.0:subject:role",
-                   _ce("Role", "SM26", "1.2.250.1.71.4.2.5", "Qualifié en médecine générale"))
-    purpose = _ce("PurposeOfUse", "normal", "1.2.250.1.213.1.1.4.248", "Accès normal")
-    purpose.set("codeSystemName", "mode acces VIHF 1.0")
+                   _ce("Role", spec.second_role, "1.2.250.1.71.4.2.5", "Savoir-faire"))
+    purpose = _ce("PurposeOfUse", spec.purpose, "1.2.250.1.213.1.1.4.248", "Accès")
+    purpose.set("codeSystemName", spec.purpose_system_name)
     _attribute(st, "urn:oasis:names:tc:xspa:1.0:subject:purposeofuse", purpose)
     _attribute(st, "urn:oasis:names:tc:xacml:2.0:resource:resource-id", _cx(spec.ins, spec.ins_oid))
     _attribute(st, "Ressource_URN", "urn:dmp")
     _attribute(st, "LPS_Nom", "DMP-BRIDGE")
     _attribute(st, "LPS_Version", "0.1.0")
     _attribute(st, "LPS_ID_HOMOLOGATION_DMP", "TEST-000000-tmp1")
+    if spec.vihf_edit is not None:
+        spec.vihf_edit(assertion)
     algorithm = "sha1" if spec.vihf_sha1 else "sha256"
     signer = _LegacySigner(method=methods.enveloped, signature_algorithm=f"rsa-{algorithm}",
                            digest_algorithm=algorithm,
@@ -115,13 +119,13 @@ def _c14n(el: etree._Element) -> bytes:
 
 
 def _reference(parent: etree._Element, uri: str, digest: bytes, *, type_: str | None = None,
-               c14n: bool = False) -> etree._Element:
+               c14n: bool = False, algorithm: str = SHA256) -> etree._Element:
     ref = _sub(parent, DS, "Reference", URI=uri)
     if type_:
         ref.set("Type", type_)
     if c14n:
         _sub(_sub(ref, DS, "Transforms"), DS, "Transform", Algorithm=C14N_10)
-    _sub(ref, DS, "DigestMethod", Algorithm=SHA256)
+    _sub(ref, DS, "DigestMethod", Algorithm=algorithm)
     _sub(ref, DS, "DigestValue", base64.b64encode(digest).decode("ascii"))
     return ref
 
@@ -135,7 +139,7 @@ def build_xades(pki: TestPki, spec: WireSpec, document: bytes) -> bytes:
     signature = etree.Element(q(DS, "Signature"), nsmap={"ds": DS}, Id=sig_id)
     signed_info = _sub(signature, DS, "SignedInfo")
     _sub(signed_info, DS, "CanonicalizationMethod", Algorithm=C14N_10)
-    _sub(signed_info, DS, "SignatureMethod", Algorithm=RSA_SHA256)
+    _sub(signed_info, DS, "SignatureMethod", Algorithm=RSA_SHA1 if spec.xades_sha1 else RSA_SHA256)
     value = _sub(signature, DS, "SignatureValue")
     der = cert.public_bytes(serialization.Encoding.DER)
     key_info = _sub(signature, DS, "KeyInfo")
@@ -144,9 +148,16 @@ def build_xades(pki: TestPki, spec: WireSpec, document: bytes) -> bytes:
     _sub(props, DS, "SignatureProperty", "1.2.840.10065.1.12.1.14", Id="purposeOfSignature",
          Target=f"#{sig_id}")
     manifest = _sub(_sub(signature, DS, "Object"), DS, "Manifest", Id="IHEManifest")
-    _reference(manifest, f"urn:oid:{spec.set_uid}", b"\x00")
+    set_digest = spec.set_digest
+    if set_digest is None:
+        set_digest = hashlib.sha256(spec.set_uid.encode("ascii")).digest()
+    _reference(manifest, f"urn:oid:{spec.set_uid}", set_digest)
     signed_bytes = document if spec.xades_digest_of is None else spec.xades_digest_of
-    _reference(manifest, f"urn:oid:{spec.doc_uid}", hashlib.sha256(signed_bytes).digest())
+    if spec.xades_sha1:
+        _reference(manifest, f"urn:oid:{spec.doc_uid}", hashlib.sha1(signed_bytes).digest(),
+                   algorithm=SHA1)
+    else:
+        _reference(manifest, f"urn:oid:{spec.doc_uid}", hashlib.sha256(signed_bytes).digest())
     qp = etree.SubElement(_sub(signature, DS, "Object"), q(XADES, "QualifyingProperties"),
                           nsmap={"xades": XADES}, Target=f"#{sig_id}")
     sp = _sub(qp, XADES, "SignedProperties", Id="S0-SignedProperties")
@@ -167,6 +178,7 @@ def build_xades(pki: TestPki, spec: WireSpec, document: bytes) -> bytes:
                type_="http://www.w3.org/2000/09/xmldsig#Manifest")
     _reference(signed_info, "#S0-SignedProperties", hashlib.sha256(_c14n(sp)).digest(),
                type_="http://uri.etsi.org/01903/v1.1.1#SignedProperties")
-    raw = key.sign(_c14n(signed_info), padding.PKCS1v15(), hashes.SHA256())
+    chosen = hashes.SHA1() if spec.xades_sha1 else hashes.SHA256()
+    raw = key.sign(_c14n(signed_info), padding.PKCS1v15(), chosen)
     value.text = base64.b64encode(raw).decode("ascii")
     return bytes(etree.tostring(signature, xml_declaration=True, encoding="UTF-8"))

@@ -61,11 +61,12 @@ async def test_numeric_content_ids_are_accepted(simulator: RunningSimulator, pki
     assert answer.status == SUCCESS, answer.error_codes
 
 
-async def test_vihf_signed_with_rsa_sha1_is_accepted(
+async def test_vihf_signed_with_rsa_sha1_is_refused_when_strict(
     simulator: RunningSimulator, pki: Pki, session: aiohttp.ClientSession
 ) -> None:
+    # DRIMbox's SHA-1 is a lenient variant (spec §7): see test_lenient.py.
     answer = await _send(session, pki, simulator, WireSpec(vihf_sha1=True))
-    assert answer.status == SUCCESS, answer.error_codes
+    assert answer.error_codes == ["DMP_VIHF_SIGNATURE"]
 
 
 async def test_same_unique_id_twice_is_a_duplicate(simulator: RunningSimulator, pki: Pki,

@@ -49,8 +49,8 @@ class WireRequest:
 
 
 def envelope(action: str, to: str, body_child: etree._Element, *,
-             vihf: etree._Element | None = None,
-             omit: frozenset[str] = frozenset()) -> tuple[etree._Element, str]:
+             vihf: etree._Element | None = None, omit: frozenset[str] = frozenset(),
+             bare_must_understand: bool = False) -> tuple[etree._Element, str]:
     """A SOAP 1.2 envelope with WS-Addressing (minus `omit`) and the VIHF in wsse:Security."""
     env = etree.Element(q(SOAP, "Envelope"), nsmap={"soap": SOAP, "wsa": WSA})
     header = _sub(env, SOAP, "Header")
@@ -59,7 +59,8 @@ def envelope(action: str, to: str, body_child: etree._Element, *,
         if name not in omit:
             el = _sub(header, WSA, name, value)
             if name == "Action":
-                el.set(q(SOAP, "mustUnderstand"), "true")
+                el.set("mustUnderstand" if bare_must_understand else q(SOAP, "mustUnderstand"),
+                       "true")
     if vihf is not None:
         security = etree.SubElement(header, q(WSSE, "Security"), nsmap={"wsse": WSSE})
         security.append(vihf)
@@ -96,15 +97,18 @@ def mtom(root_xml: bytes, parts: list[tuple[str, bytes]], action: str) -> tuple[
 def build_iti41(pki: TestPki, spec: WireSpec | None = None) -> WireRequest:
     """A complete ITI-41 MTOM request: valid unless `spec` breaks something."""
     spec = spec or WireSpec()
-    cda = cda_n1(doc_uid=spec.doc_uid, ins=spec.ins, ins_oid=spec.ins_oid)
+    parent = spec.replaces.unique_id if spec.replaces else None
+    cda = cda_n1(doc_uid=spec.doc_uid, ins=spec.ins, ins_oid=spec.ins_oid, set_id=spec.set_id,
+                 version=spec.version, parent=parent, edit=spec.cda_edit)
     xades = build_xades(pki, spec, cda)
     if spec.cid_style == "numeric":
         cids = ("0.2", "0.3")
     else:
         cids = (f"{uuid.uuid4()}@dmp-bridge.test", f"{uuid.uuid4()}@dmp-bridge.test")
     request = build_request(spec, cda, xades, cids)
-    env, message_id = envelope(ITI41, spec.to, request, vihf=build_vihf(pki, spec),
-                               omit=spec.omit_wsa)
+    vihf = None if spec.no_vihf else build_vihf(pki, spec)
+    env, message_id = envelope(ITI41, spec.to, request, vihf=vihf,
+                               omit=spec.omit_wsa, bare_must_understand=spec.bare_must_understand)
     root = bytes(etree.tostring(env, xml_declaration=True, encoding="UTF-8"))
     content_type, body = mtom(root, list(zip(cids, (cda, xades), strict=True)), ITI41)
     return WireRequest(content_type, body, message_id, cda, xades)
@@ -119,19 +123,25 @@ def _query(query_id: str, params: dict[str, str], return_type: str) -> etree._El
     return req
 
 
-def _plain(pki: TestPki, to: str, body_child: etree._Element, spec: WireSpec) -> WireRequest:
-    env, message_id = envelope(ITI18, to, body_child, vihf=build_vihf(pki, spec))
+def plain(pki: TestPki, to: str, body_child: etree._Element, spec: WireSpec,
+          action: str = ITI18, content_type: str = "application/soap+xml") -> WireRequest:
+    """A non-MTOM SOAP request (ITI-18, ITI-57, TD0.2) with the VIHF of `spec`."""
+    env, message_id = envelope(action, to, body_child, vihf=build_vihf(pki, spec),
+                               omit=spec.omit_wsa, bare_must_understand=spec.bare_must_understand)
     body = bytes(etree.tostring(env, xml_declaration=True, encoding="UTF-8"))
-    return WireRequest(f'application/soap+xml; charset=UTF-8; action="{ITI18}"', body, message_id)
+    return WireRequest(f'{content_type}; charset=UTF-8; action="{action}"', body, message_id)
 
 
-def find_documents(pki: TestPki, to: str, spec: WireSpec, *,
-                   return_type: str = "LeafClass") -> WireRequest:
-    """ITI-18 FindDocuments for the patient of `spec`, Approved only."""
-    params = {
-        "$XDSDocumentEntryPatientId": f"'{_cx(spec.ins, spec.ins_oid)}'",
-        "$XDSDocumentEntryStatus": "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')",
-    }
+_plain = plain
+
+
+def find_documents(pki: TestPki, to: str, spec: WireSpec, *, return_type: str = "LeafClass",
+                   statuses: tuple[str, ...] | None = (
+                       "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved",)) -> WireRequest:
+    """ITI-18 FindDocuments for the patient of `spec` (Approved only by default)."""
+    params = {"$XDSDocumentEntryPatientId": f"'{_cx(spec.ins, spec.ins_oid)}'"}
+    if statuses:
+        params["$XDSDocumentEntryStatus"] = "(" + ",".join(f"'{s}'" for s in statuses) + ")"
     return _plain(pki, to, _query(FIND_DOCUMENTS, params, return_type), spec)
 
 

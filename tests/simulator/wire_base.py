@@ -25,8 +25,16 @@ XOP = "http://www.w3.org/2004/08/xop/include"
 C14N_10 = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+RSA_SHA1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
+SHA1 = "http://www.w3.org/2000/09/xmldsig#sha1"
 ITI41 = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"
 ITI18 = "urn:ihe:iti:2007:RegistryStoredQuery"
+ITI57 = "urn:ihe:iti:2010:UpdateDocumentSet"
+TD02 = "urn:hl7-org:v3:PRPA_IN201307UV02"
+APPROVED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"
+DEPRECATED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated"
+ARCHIVED = "urn:asip:ci-sis:2010:StatusType:Archived"
+DELETED = "urn:asip:ci-sis:2010:StatusType:Deleted"
 FIND_DOCUMENTS = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
 GET_DOCUMENTS = "urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4"
 
@@ -38,6 +46,16 @@ def q(ns: str, local: str) -> str:
 def new_oid() -> str:
     """A fresh uniqueId (2.25 + UUID as integer, the standard UUID-derived OID)."""
     return f"2.25.{uuid.uuid4().int}"
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """What a replacement needs to know of the replaced document."""
+
+    entry_uuid: str
+    unique_id: str
+    set_id: str
+    version: int
 
 
 @dataclass
@@ -56,10 +74,28 @@ class WireSpec:
     hash_override: str | None = None  # hash slot of the document entry
     xades_digest_of: bytes | None = None  # sign a manifest digest of these bytes instead
     tamper_vihf: Callable[[etree._Element], None] | None = None  # after signing
+    vihf_edit: Callable[[etree._Element], None] | None = None  # before signing
+    no_vihf: bool = False
     tamper_request: Callable[[etree._Element], None] | None = None  # the ebRIM body
     cid_style: str = "uuid"  # "uuid" (uuid@host) or "numeric" (0.2)
     issue_instant: dt.datetime | None = None
     vihf_sha1: bool = False  # sign the VIHF with rsa-sha1 / sha1 (DRIMbox style)
+    xades_sha1: bool = False  # XAdES with rsa-sha1 / sha1 digests (DRIMbox style)
+    set_digest: bytes | None = None  # raw digest on the submission-set manifest reference
+    cda_edit: Callable[[etree._Element], None] | None = None  # before hashing and signing
+    set_id: str | None = None  # CDA setId (default: doc_uid + ".1")
+    version: int = 1  # CDA versionNumber
+    replaces: Replaced | None = None  # RPLC: the document this one replaces
+    name_id: str = "899700366240"  # VIHF Subject/NameID
+    auth_mode: str = "INDIRECTE"
+    auth_mode_attribute: str = "Authentification_Mode"
+    purpose: str = "normal"
+    purpose_system_name: str = "mode acces VIHF 1.0"
+    second_role: str = "SM26"  # for professions 10 and 21
+    submission_time: str = "20240105091600"
+    content_type_system: str = "1.2.250.1.71.4.2.4"
+    status_on_signs: bool = False  # SubmissionSetStatus slot on the signs association
+    bare_must_understand: bool = False  # mustUnderstand without the SOAP namespace
 
 
 def _cx(ins: str, oid: str) -> str:

@@ -27,6 +27,16 @@ def cps_id(dn: str | None) -> str | None:
     return found.group(1) if found else None
 
 
+def _direct(person: str | None, name_id: str | None) -> list[Problem]:
+    if person is None:
+        return [Problem(CODE, LOC, "Le mode DIRECTE exige une carte CPS (certificat TLS "
+                                   "portant un identifiant RPPS).")]
+    if name_id != person:
+        return [Problem(CODE, "VIHF/Subject/NameID", "En mode DIRECTE, le NameID du VIHF doit "
+                                                     "être l'identifiant de la carte CPS.")]
+    return []
+
+
 def check_auth_mode(mode: str | None, tls_dn: str | None, name_id: str | None) -> list[Problem]:
     """Problems when the VIHF mode does not match the kind of TLS client certificate."""
     if mode is None:
@@ -36,13 +46,7 @@ def check_auth_mode(mode: str | None, tls_dn: str | None, name_id: str | None) -
                         "Un certificat client TLS est obligatoire.")]
     person = cps_id(tls_dn)
     if mode == "DIRECTE":
-        if person is None:
-            return [Problem(CODE, LOC, "Le mode DIRECTE exige une carte CPS (certificat TLS "
-                                       "portant un identifiant RPPS).")]
-        if name_id != person:
-            return [Problem(CODE, "VIHF/Subject/NameID", "En mode DIRECTE, le NameID du VIHF "
-                                                         "doit être l'identifiant de la carte CPS.")]
-        return []
+        return _direct(person, name_id)
     if person is not None:
         return [Problem(CODE, LOC, "Le mode INDIRECTE exige un certificat de structure (ORG), "
                                    "pas une carte CPS.")]

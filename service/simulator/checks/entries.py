@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
+from service.simulator.checks.dtm import check_dtm
 from service.simulator.namespaces import (
     DE_AUTHOR,
     DE_CLASS_CODE,
@@ -18,7 +19,6 @@ from service.simulator.namespaces import (
     SS_AUTHOR,
     SS_CONTENT_TYPE,
 )
-from service.simulator.checks.dtm import check_dtm
 from service.simulator.problems import IheCode, Problem
 from service.simulator.submission import RegistryObject, Submission, entry_unique_id
 from service.simulator.xds_types import author_institution_problem, author_person_problem

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from lxml import etree
 
 from bridge.schemas import SchemaName, validation_errors
+from service.simulator.checks.algorithms import sha1_problems
+from service.simulator.checks.authmode import check_auth_mode
 from service.simulator.invented_codes import InventedCode
 from service.simulator.namespaces import DS, HL7, INS_OIDS, SAML, WSSE, q
 from service.simulator.problems import Problem
@@ -25,6 +27,11 @@ ROLE = "urn:oasis:names:tc:xacml:2.0:subject:role"
 PURPOSE = "urn:oasis:names:tc:xspa:1.0:subject:purposeofuse"
 RESOURCE_ID = "urn:oasis:names:tc:xacml:2.0:resource:resource-id"
 SUBJECT_ID = "urn:oasis:names:tc:xspa:1.0:subject:subject-id"
+PURPOSE_SYSTEM_NAME = "mode acces VIHF 1.0"
+# Decision: centre_15 (access by a regulation centre) is recognised by the VIHF roles of a
+# médecin régulateur: profession 10 (TRE_G15) with an emergency-medicine savoir-faire (TRE_R01
+# SM59 / SCH36 / DSM220 "Médecine d'urgence"). No public source gives the DMP's own rule.
+SAMU_REGULATOR_SKILLS = frozenset({"SM59", "SCH36", "DSM220"})
 REQUIRED_TEXT = (
     "Identifiant_Structure", "Secteur_Activite", SUBJECT_ID, "LPS_Nom", "LPS_ID_HOMOLOGATION_DMP",
 )
@@ -37,6 +44,8 @@ class VihfFindings:
     problems: list[Problem]
     resource_ins: str | None = None
     mode: str | None = None
+    name_id: str | None = None  # Subject/NameID: the user's PS_IdNat
+    purpose: str | None = None  # purposeofuse code (normal, bris_de_glace, centre_15)
 
 
 def _invalid(location: str, message: str, *, lenient: bool = False) -> Problem:
@@ -115,6 +124,34 @@ def _check_roles(values: dict[str, list[etree._Element]]) -> list[Problem]:
     return problems
 
 
+def _role_codes(values: dict[str, list[etree._Element]]) -> list[tuple[str, str]]:
+    roles = [v.find(q(HL7, "Role")) for v in values.get(ROLE, [])]
+    return [(r.get("code") or "", r.get("codeSystem") or "") for r in roles if r is not None]
+
+
+def _check_purpose(values: dict[str, list[etree._Element]]) -> tuple[list[Problem], str | None]:
+    loc = f"VIHF/Attribute[@Name='{PURPOSE}']"
+    purposes = [v.find(q(HL7, "PurposeOfUse")) for v in values.get(PURPOSE, [])]
+    purpose = purposes[0] if len(purposes) == 1 else None
+    if (purpose is None or purpose.get("code") not in PURPOSES
+            or purpose.get("codeSystem") != PURPOSE_SYSTEM):
+        return [_invalid(loc, "Mode d'accès (purposeofuse) absent ou hors TRE_R248.")], None
+    problems: list[Problem] = []
+    code = purpose.get("code")
+    system_name = purpose.get("codeSystemName")
+    if system_name not in (None, PURPOSE_SYSTEM_NAME):
+        problems.append(_invalid(loc, f"codeSystemName « {system_name} » : « mode acces VIHF "
+                                      "1.0 » est attendu.", lenient=True))
+    if code == "centre_15":
+        roles = _role_codes(values)
+        regulator = (len(roles) == 2 and roles[0] == ("10", PROFESSION_SYSTEM)
+                     and roles[1][0] in SAMU_REGULATOR_SKILLS)
+        if not regulator:
+            problems.append(_invalid(loc, "Le mode d'accès centre_15 est réservé au médecin "
+                                          "régulateur d'un centre 15 (SAMU)."))
+    return problems, code
+
+
 def _check_attributes(
     values: dict[str, list[etree._Element]],
 ) -> tuple[list[Problem], str | None, str | None]:
@@ -124,7 +161,12 @@ def _check_attributes(
     if version not in ("3.0", "4.0"):
         problems.append(_invalid("VIHF/Attribute[@Name='VIHF_Version']",
                                  "VIHF_Version absent ou différent de 3.0 / 4.0."))
-    mode = _text(values, "Authentification_Mode") or _text(values, "Authentification_mode")
+    mode = _text(values, "Authentification_Mode")
+    if mode is None and _text(values, "Authentification_mode") is not None:
+        mode = _text(values, "Authentification_mode")
+        problems.append(_invalid("VIHF/Attribute[@Name='Authentification_mode']",
+                                 "Attribut « Authentification_mode » : l'orthographe attendue est "
+                                 "« Authentification_Mode ».", lenient=True))
     if mode not in MODES:
         problems.append(_invalid("VIHF/Attribute[@Name='Authentification_Mode']",
                                  "Authentification_Mode absent ou inconnu."))
@@ -136,12 +178,6 @@ def _check_attributes(
         problems.append(_invalid("VIHF/Attribute[@Name='Ressource_URN']",
                                  "Ressource_URN doit valoir urn:dmp."))
     problems.extend(_check_roles(values))
-    purposes = [v.find(q(HL7, "PurposeOfUse")) for v in values.get(PURPOSE, [])]
-    purpose = purposes[0] if len(purposes) == 1 else None
-    if (purpose is None or purpose.get("code") not in PURPOSES
-            or purpose.get("codeSystem") != PURPOSE_SYSTEM):
-        problems.append(_invalid(f"VIHF/Attribute[@Name='{PURPOSE}']",
-                                 "Mode d'accès (purposeofuse) absent ou hors TRE_R248."))
     ins = _text(values, RESOURCE_ID)
     cx = parse_cx(ins) if ins else None
     if cx is None or cx.oid not in INS_OIDS or cx.type_code != "NH":
@@ -171,14 +207,18 @@ def check_vihf(
     values = _values(assertion)
     attr_problems, mode, ins = _check_attributes(values)
     problems.extend(attr_problems)
+    purpose_problems, purpose = _check_purpose(values)
+    problems.extend(purpose_problems)
     problems.extend(_check_times(assertion, now, clock_skew_seconds))
-    signed = assertion.find(q(DS, "Signature")) is not None
-    if signed or mode != "DIRECTE":
+    signature = assertion.find(q(DS, "Signature"))
+    if signature is not None or mode != "DIRECTE":
         problems.extend(_check_signature(assertion, trust=trust, now=now))
-    if mode == "INDIRECTE" and not tls_client_dn:
-        problems.append(Problem(InventedCode.TLS_CERTIFICAT, "TLS",
-                                "Le mode INDIRECTE exige un certificat client TLS de structure."))
-    return VihfFindings(problems, ins, mode)
+    if signature is not None:
+        problems.extend(sha1_problems(signature, InventedCode.VIHF_SIGNATURE, "VIHF/ds:Signature"))
+    name_id = (assertion.findtext(f"{q(SAML, 'Subject')}/{q(SAML, 'NameID')}") or "").strip()
+    problems.extend(check_auth_mode(mode if mode in MODES else None, tls_client_dn,
+                                    name_id or None))
+    return VihfFindings(problems, ins, mode, name_id or None, purpose)
 
 
 def _check_signature(assertion: etree._Element, *, trust: Trust, now: dt.datetime) -> list[Problem]:

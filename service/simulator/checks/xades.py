@@ -12,6 +12,7 @@ from lxml import etree
 
 from bridge.schemas import SchemaName, validation_errors
 from bridge.xmlsafe import UnsafeXmlError, parse_xml
+from service.simulator.checks.algorithms import sha1_problems
 from service.simulator.invented_codes import InventedCode
 from service.simulator.namespaces import DS, XADES111, XADES132, q
 from service.simulator.problems import Problem
@@ -81,6 +82,23 @@ def _document_digest(reference: etree._Element, data: bytes) -> bytes | None:
     return hashlib.new(algorithm, payload).digest()
 
 
+def _set_reference_problems(reference: etree._Element) -> list[Problem]:
+    """What the DMP checks on the submission-set reference is unknown (spec §4.3, §9): the
+    simulator only asks for a digest of the right length, which DRIMbox's dummy "AA==" is not.
+    """
+    method = reference.find(q(DS, "DigestMethod"))
+    algorithm = DIGESTS.get("" if method is None else method.get("Algorithm") or "")
+    value = "".join((reference.findtext(q(DS, "DigestValue")) or "").split())
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        raw = b""
+    if algorithm is None or len(raw) != hashlib.new(algorithm).digest_size:
+        return [Problem(INVALID, f"{LOC}/Manifest/Reference", "Empreinte factice ou mal formée "
+                        "sur la référence du lot de soumission.", lenient=True)]
+    return []
+
+
 def _check_manifest(
     root: etree._Element, set_unique_id: str | None, documents: dict[str, bytes]
 ) -> list[Problem]:
@@ -97,7 +115,8 @@ def _check_manifest(
     for ref, uid in zip(refs, uris, strict=True):
         data = documents.get(uid)
         if data is None:
-            continue  # the submission-set reference: what the DMP checks there is unknown
+            problems.extend(_set_reference_problems(ref))
+            continue
         digest = _document_digest(ref, data)
         value = "".join((ref.findtext(q(DS, "DigestValue")) or "").split())
         if digest is None:
@@ -142,4 +161,5 @@ def check_xades(
     except SignatureRefused as exc:
         return [Problem(InventedCode.XADES_SIGNATURE, LOC,
                         f"Signature XAdES refusée : {exc.message_fr}")]
-    return _check_manifest(root, set_unique_id, documents)
+    return (sha1_problems(root, InventedCode.XADES_SIGNATURE, LOC)
+            + _check_manifest(root, set_unique_id, documents))
