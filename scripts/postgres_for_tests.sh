@@ -46,16 +46,18 @@ find_bindir() {
   fi
 }
 
+# The server of a previous run is up and answers on its port (a killed one may leave its pid).
 running() {
-  [ -n "${bindir:-}" ] && [ -f "$data_dir/PG_VERSION" ] &&
-    as_owner "$bindir/pg_ctl" status -D "$data_dir" >/dev/null 2>&1
+  [ -n "${bindir:-}" ] && [ -f "$data_dir/PG_VERSION" ] && [ -s "$state_dir/port" ] &&
+    as_owner "$bindir/pg_ctl" status -D "$data_dir" >/dev/null 2>&1 &&
+    "$bindir/pg_isready" -q -t 5 -h 127.0.0.1 -p "$(cat "$state_dir/port")" >/dev/null 2>&1
 }
 
 bindir="$(find_bindir)"
 
 if [ "${1:-}" = "stop" ]; then
-  if running; then
-    as_owner "$bindir/pg_ctl" stop -D "$data_dir" -m fast -w >/dev/null
+  if [ -n "$bindir" ] && [ -f "$data_dir/postmaster.pid" ]; then
+    as_owner "$bindir/pg_ctl" stop -D "$data_dir" -m fast -w >/dev/null 2>&1 || true
   fi
   rm -rf "$state_dir"
   say "stopped, $state_dir removed"
@@ -132,6 +134,7 @@ CREATE ROLE $db_user LOGIN PASSWORD '$password';
 CREATE DATABASE $db_name OWNER $db_user;
 EOF
 
+echo "$port" >"$state_dir/port"
 line="export DMP_BRIDGE_TEST_PG_DSN=postgresql://$db_user:$password@127.0.0.1:$port/$db_name"
 (umask 077 && echo "$line" >"$env_file")
 say "PostgreSQL $(basename "$(dirname "$bindir")") ready on 127.0.0.1:$port ($state_dir)"

@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
         "les certificats de la configuration, jusqu'à Ctrl-C.",
     )
     _config_arg(sim)
+    sim.add_argument(
+        "--lenient",
+        action="store_true",
+        help="accepter les variantes connues des clients réels (heure locale, SHA-1, …) "
+        "en les journalisant, au lieu de les refuser",
+    )
 
     demo = sub.add_parser(
         "demo",
@@ -215,13 +221,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulator(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from service.logs import configure_logging
     from service.runner import simulator_config
     from service.simulator.server import run_simulator_forever
 
     config = _load(args.config)
     configure_logging(None, config.logging.level)
-    run_simulator_forever(simulator_config(config))
+    settings = dataclasses.replace(simulator_config(config), strict=not args.lenient)
+    run_simulator_forever(settings)
     return 0
 
 

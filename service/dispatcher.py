@@ -31,23 +31,21 @@ from bridge.domain import DocumentCodes
 from bridge.ebrim import sha1_hex
 from bridge.errors import BridgeError, HeldForPerson, IdentityRejected
 from bridge.identity_gate import PatientRegistry, Target, check_identity, check_not_opposed
-from bridge.iti18 import get_documents_by_unique_id, read_query_response
 from bridge.jobs import Job, JobState
 from bridge.packaging import MintedIds, Package, build_package
 from bridge.retry import RetryPolicy
 from bridge.sidecar import DocumentRequest, parse_sidecar
 from bridge.soap import (
-    ACTION_ITI18,
     ACTION_ITI41,
     HttpRequestBody,
     mtom,
-    plain_soap,
 )
 from bridge.store_port import CorruptPayload, Store
+from bridge.td02 import DmpState
 from bridge.vihf import ClockSkew, Software
-from bridge.xmlsafe import UnsafeXmlError, parse_xml
 from connectors.dmp_client import DmpClient, TransportError
 from connectors.dmp_envelope import signed_envelope
+from connectors.dmp_transactions import DmpTransactions
 from mappings.matrix import Matrix
 from service.labels import RELEASED_BY_USER
 
@@ -63,6 +61,8 @@ SWEEP_EVERY = dt.timedelta(minutes=1)
 # again: every job would fail the same way, and the DMP must not be hammered meanwhile.
 ENVIRONMENT_PAUSE = dt.timedelta(seconds=60)
 RESOLVE_AGAIN_AFTER = dt.timedelta(seconds=30)
+# Answers about the patient's DMP itself, which a TD0.2 existence test can explain.
+PATIENT_STATE_CODES = frozenset({"XDSUnknownPatientId", "DMP_DOSSIER_FERME"})
 
 
 def _now() -> dt.datetime:
@@ -108,6 +108,8 @@ class Dispatcher:
         self._source_id = source_id
         self._software = software
         self._gate = gate
+        self._transactions = DmpTransactions(client, credentials, software=software,
+                                             source_id=source_id)
         self._retry = retry or RetryPolicy()
         self._on_finished = on_finished
         self._wake = asyncio.Event()
@@ -330,7 +332,20 @@ class Dispatcher:
         decision = await self._send(http)
         if decision.state is JobState.AMBIGUOUS:
             decision = await self._ask_dmp(request, package) or decision
+        if decision.code in PATIENT_STATE_CODES:
+            decision = await self._explain_patient_state(request, decision)
         await self._finish(job, decision, attempt=True)
+
+    async def _explain_patient_state(self, request: DocumentRequest,
+                                     decision: Decision) -> Decision:
+        """The DMP said no DMP / closed: one TD0.2 existence test tells the user which, and
+        only then (the DMP asks integrators not to test existence before every feed)."""
+        status = await self._transactions.test_existence(request.patient.ins,
+                                                        author=request.author)
+        if status.state is DmpState.INCONNU:
+            return decision
+        return Decision(decision.error_class, decision.state, decision.code,
+                        f"{status.message_fr} {decision.message_fr}")
 
     async def _send(self, http: HttpRequestBody) -> Decision:
         try:
@@ -343,43 +358,22 @@ class Dispatcher:
     async def _ask_dmp(self, request: DocumentRequest, package: Package) -> Decision | None:
         """Does the DMP hold our document, with our bytes? None when it cannot be told now."""
         try:
-            envelope = self._signed_envelope(
-                request, "registry", ACTION_ITI18,
-                get_documents_by_unique_id(package.document_unique_id))
-        except BridgeError:
-            return None  # clock or VIHF problem: the answer stays unknown for now
-        try:
-            answer = await self._client.post("registry", plain_soap(envelope, ACTION_ITI18))
-            found = read_query_response(parse_xml(answer.body))
-        except (TransportError, UnsafeXmlError):
-            return None
-        if not found.ok:
-            return None
-        expected = [sha1_hex(data) for cid, data in package.parts if cid.startswith("doc-")]
+            entry = await self._transactions.find_entry(
+                request.patient.ins, package.document_unique_id, author=request.author)
+        except (BridgeError, TransportError):
+            return None  # the DMP could not answer (or the clock is wrong): still unknown
+        if entry is None:
+            # Not there: the request never reached the registry; resend the same bytes.
+            return Decision(ErrorClass.TRANSIENT, JobState.DEFERRED, "DMP_NOT_RECEIVED",
+                            "Le DMP n'a pas reçu le document ; nouvel envoi automatique.")
         # A lot of several documents is registered atomically: the first one tells for all.
-        for doc in found.documents:
-            if doc.unique_id == package.document_unique_id and doc.hash in expected:
-                return Decision(
-                    None,
-                    JobState.DONE,
-                    "DMP_OK_CONFIRMED",
-                    "Document enregistré dans le DMP (confirmé par une recherche).",
-                )
-            if doc.unique_id == package.document_unique_id:
-                return Decision(
-                    ErrorClass.PERMANENT,
-                    JobState.DEAD,
-                    "DMP_UNIQUEID_CONFLICT",
-                    "Le DMP contient déjà un autre document avec le même identifiant. "
-                    "Contactez le support de dmp-bridge.",
-                )
-        # Not there: the request never reached the registry; resend the same bytes.
-        return Decision(
-            ErrorClass.TRANSIENT,
-            JobState.DEFERRED,
-            "DMP_NOT_RECEIVED",
-            "Le DMP n'a pas reçu le document ; nouvel envoi automatique.",
-        )
+        expected = [sha1_hex(data) for cid, data in package.parts if cid.startswith("doc-")]
+        if entry.hash in expected:
+            return Decision(None, JobState.DONE, "DMP_OK_CONFIRMED",
+                            "Document enregistré dans le DMP (confirmé par une recherche).")
+        return Decision(ErrorClass.PERMANENT, JobState.DEAD, "DMP_UNIQUEID_CONFLICT",
+                        "Le DMP contient déjà un autre document avec le même identifiant. "
+                        "Contactez le support de dmp-bridge.")
 
     async def _resolve(self, job: Job) -> None:
         try:

@@ -23,6 +23,7 @@ from service.dispatcher import Dispatcher, Gatekeeping
 from service.sample_pdf import make_pdf
 from service.simulator.config import SimulatorConfig
 from service.simulator.faults import InjectedFault
+from service.simulator.patients import PatientState
 from service.simulator.server import RunningSimulator, start_simulator
 from service.test_pki import generate_test_pki, pki_layout
 from tests.factories import make_sidecar_dict
@@ -109,13 +110,23 @@ async def test_a_poison_document_is_dead_after_one_attempt_and_does_not_block_th
     assert rig.job(good.id).state is JobState.DONE
 
 
-async def test_a_closed_dmp_waits_for_a_person(rig: Rig) -> None:
-    rig.simulator.faults.fail_next(InjectedFault(code="DMP_DOSSIER_FERME"))
-    job = rig.queue("ferme")
+@pytest.mark.parametrize(("state", "explained"), [
+    (PatientState.FERME, "Le DMP du patient est fermé"),
+    (PatientState.SANS_DMP, "Le patient n'a pas de DMP"),
+])
+async def test_a_closed_or_missing_dmp_waits_for_a_person_with_the_existence_test_s_answer(
+        rig: Rig, state: PatientState, explained: str) -> None:
+    sidecar = make_sidecar_dict()
+    patient = sidecar["patient"]
+    assert isinstance(patient, dict)
+    rig.simulator.patients.set(str(patient["ins"]), state)
+    job = rig.queue("dmp-ferme", sidecar=sidecar)
     await rig.dispatcher.run_once()
     held = rig.job(job.id)
-    assert held.state is JobState.HELD and held.last_error_code == "DMP_DOSSIER_FERME"
-    assert "fermé" in (held.last_error_fr or "")
+    assert held.state is JobState.HELD
+    assert (held.last_error_fr or "").startswith(explained)  # TD0.2 was asked, once
+    assert [r.service for r in rig.simulator.store.requests()].count("td02") == 1
+    assert rig.registered() == 0
 
 
 async def test_an_unknown_dmp_code_is_permanent(rig: Rig) -> None:

@@ -12,5 +12,5 @@ DOC = Path(service.simulator.__file__).parent / "ERRORS.md"
 
 
 def test_errors_md_lists_every_code() -> None:
-    listed = set(re.findall(r"^\| `([A-Za-z_]+)` \|", DOC.read_text(encoding="utf-8"), re.M))
+    listed = set(re.findall(r"^\| `([A-Za-z0-9_]+)` \|", DOC.read_text(encoding="utf-8"), re.M))
     assert listed == set(ALL_ERROR_CODES)

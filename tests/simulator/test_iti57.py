@@ -50,7 +50,7 @@ async def test_masking_creates_a_new_version(simulator: RunningSimulator, pki: S
     spec, doc = await register(session, pki, simulator)
     current = await leaf(session, pki, simulator, spec, doc.entry_uuid)
     assert current.get("lid") == doc.entry_uuid
-    assert current.find(f"{{{RIM}}}VersionInfo").get("versionName") == "1"  # type: ignore[union-attr]
+    assert current.find(f"{{{RIM}}}VersionInfo").get("versionName") == "1"
     answer = await send(session, pki, simulator, metadata_update(
         pki, registry(simulator), spec, current, previous_version="1"))
     assert answer.status == SUCCESS, answer.codes
@@ -61,7 +61,7 @@ async def test_masking_creates_a_new_version(simulator: RunningSimulator, pki: S
     assert new.content == doc.content
     shown = await leaf(session, pki, simulator, spec, new.entry_uuid)
     assert shown.get("lid") == doc.entry_uuid
-    assert shown.find(f"{{{RIM}}}VersionInfo").get("versionName") == "2"  # type: ignore[union-attr]
+    assert shown.find(f"{{{RIM}}}VersionInfo").get("versionName") == "2"
     assert b'nodeRepresentation="MASQUE_PS"' in new.metadata_xml
     # Masked to professionals: hidden from another professional's FindDocuments.
     other = WireSpec(name_id="899700999999")
@@ -83,7 +83,7 @@ async def test_masking_creates_a_new_version(simulator: RunningSimulator, pki: S
 async def test_availability_refusals(simulator: RunningSimulator, pki: SimPki,
                                      session: aiohttp.ClientSession, case: str,
                                      expected: str) -> None:
-    spec, doc = await register(session, pki, simulator)
+    _, doc = await register(session, pki, simulator)
     target, original, new, member = doc.entry_uuid, APPROVED, DELETED, True
     caller = WireSpec()
     if case == "non_auteur":
