@@ -136,6 +136,16 @@ INVENTED_DMP_CODES: dict[str, tuple[ErrorClass, str]] = {
     "DMP_AUTORISATION_ABSENTE": (ErrorClass.NEEDS_PERSON,
                                  "Le patient n'a pas autorisé ce professionnel à consulter son "
                                  "DMP (l'alimentation reste possible)."),
+    "DMP_MODE_AUTHENTIFICATION": (ErrorClass.ENVIRONMENT,
+                                  "Le mode d'authentification ne correspond pas au certificat "
+                                  "utilisé (carte CPS ou certificat d'établissement). Vérifiez la "
+                                  "configuration des certificats ; les envois reprendront "
+                                  "d'eux-mêmes."),
+    "DMP_TD02_INVALIDE": (ErrorClass.PERMANENT, _SUPPORT.format(
+        what="Le DMP refuse la demande de test d'existence du dossier.")),
+    "DMP_SERVICE_INDISPONIBLE": (ErrorClass.TRANSIENT,
+                                 "Le service du DMP est momentanément indisponible ; nouvel essai "
+                                 "automatique."),
     "DMP_SIMULATEUR_INJECTION": (ErrorClass.TRANSIENT,
                                  "Erreur injectée par le simulateur (test) ; nouvel essai "
                                  "automatique."),

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.dmp_error_table import INVENTED_DMP_CODES, ErrorClass
+from bridge.dmp_answer import STATE_OF
+from bridge.dmp_error_table import ERROR_TABLE, INVENTED_DMP_CODES, ErrorClass
 from bridge.jobs import Intake, Job, JobState
 from bridge.vihf import Software
 from connectors.dmp_client import DmpClient
@@ -24,6 +25,7 @@ from service.sample_pdf import make_pdf
 from service.simulator.config import SimulatorConfig
 from service.simulator.faults import InjectedFault
 from service.simulator.patients import PatientState
+from service.simulator.problems import ALL_ERROR_CODES
 from service.simulator.server import RunningSimulator, start_simulator
 from service.test_pki import generate_test_pki, pki_layout
 from tests.factories import make_sidecar_dict
@@ -204,3 +206,27 @@ async def test_the_rate_limit_is_never_exceeded_in_any_one_second_window(
     print(f"\nrate: {len(times)} requests, busiest 1-second window = {busiest} (limit 8)")
     assert len(times) == 24 and busiest <= 8
     assert rig.registered() == 24
+
+
+def test_every_code_the_simulator_can_emit_has_a_row_in_the_bridge_table() -> None:
+    assert sorted(ALL_ERROR_CODES - set(ERROR_TABLE)) == []
+
+
+@pytest.mark.parametrize("code", sorted(ALL_ERROR_CODES))
+async def test_the_bridge_reacts_to_each_simulator_code_as_its_table_says(rig: Rig,
+                                                                       code: str) -> None:
+    error_class = ERROR_TABLE[code][0]
+    rig.simulator.faults.fail_next(InjectedFault(code=code))
+    job = rig.queue(f"code-{code}")
+    await rig.dispatcher.run_once()
+    after = rig.job(job.id)
+    if error_class is ErrorClass.AMBIGUOUS:
+        # Asked at once: the document is not in the DMP, so it is simply sent again later.
+        assert after.state is JobState.DEFERRED and after.last_error_code == "DMP_NOT_RECEIVED"
+    else:
+        assert after.state is STATE_OF[error_class], (code, after.last_error_fr)
+    if error_class is ErrorClass.ENVIRONMENT:
+        assert after.attempts == 0 and rig.dispatcher.pause_reason is not None
+    else:
+        assert after.attempts == 1 and rig.dispatcher.pause_reason is None
+    assert rig.registered() == 0
