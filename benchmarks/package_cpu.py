@@ -7,13 +7,15 @@ metadata) and sign the XAdES SignedInfo with the software ORG SIGN key (RSA-2048
 Why ≤ 5 ms: on a practice PC the bridge runs next to the practice software and must go unnoticed;
 at the DMP's 4–5 documents/s, 5 ms per document is ≤ 2.5 % of one core, so a backlog is bounded
 by the feeding rate, never by our CPU. `time.process_time` counts CPU of this process only
-(not waiting), averaged over 200 documents after a warm-up (value sets and schemas cached).
+(not waiting), averaged over batches of 200 documents after a warm-up (value sets and schemas
+cached); the median of 5 batches is the headline, the per-stage split is over all of them.
 The VIHF signature (one per request, not per package) is printed apart, for information.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 import time
 import uuid
 from collections.abc import Callable
@@ -30,6 +32,7 @@ from tests.factories import make_software_credentials
 
 NAME = "package_cpu"
 DOCUMENTS = 200
+BATCHES = 5  # the median batch is reported: other processes on the machine only add
 WARMUP = 20
 TARGET_MS = 5.0
 SOURCE_ID = "2.25.1"
@@ -92,7 +95,8 @@ def vihf_cpu(credentials: SoftwareCredentials, sidecar: bytes, count: int) -> fl
 
 
 def main() -> None:
-    print(f"{NAME}: {DOCUMENTS} documents (after {WARMUP} warm-up), 100 KB PDF each")
+    print(f"{NAME}: {BATCHES} batches of {DOCUMENTS} documents (after {WARMUP} warm-up), "
+          "100 KB PDF each")
     with _common.temp_dir_on_project_disk("dmp-bench-pki-") as tmp:
         credentials = make_software_credentials(tmp)
     matrix = load_matrix()
@@ -103,21 +107,26 @@ def main() -> None:
         package_one(None, credentials, matrix, sidecar, pdf)
 
     clock = StageClock()
-    total = sum(package_one(clock, credentials, matrix, sidecar, pdf) for pdf in pdfs)
+    batches = []  # ms per document of each batch of DOCUMENTS
+    for _ in range(BATCHES):
+        cpu = sum(package_one(clock, credentials, matrix, sidecar, pdf) for pdf in pdfs)
+        batches.append(cpu / DOCUMENTS * 1000)
     clock.seconds["build (CDA + XAdES + ebRIM)"] -= clock.seconds["sign (XAdES, RSA)"]
-    per_doc_ms = total / DOCUMENTS * 1000
+    per_doc_ms = statistics.median(batches)
+    count = DOCUMENTS * BATCHES
     order = ["parse sidecar", "resolve (matrix)", "build (CDA + XAdES + ebRIM)",
              "sign (XAdES, RSA)"]
     clock.seconds = {stage: clock.seconds[stage] for stage in order}
     for stage, seconds in clock.seconds.items():
-        print(f"  {stage:<30} {seconds / DOCUMENTS * 1000:7.3f} ms/document")
-    print(f"  {'total':<30} {per_doc_ms:7.3f} ms/document")
+        print(f"  {stage:<30} {seconds / count * 1000:7.3f} ms/document")
+    print(f"  {'total (median batch)':<30} {per_doc_ms:7.3f} ms/document; batches of "
+          f"{DOCUMENTS}: {', '.join(f'{b:.2f}' for b in batches)} ms")
     print(f"  (for information, not in the total: VIHF build + XML-DSig, once per request: "
           f"{vihf_cpu(credentials, sidecar, 50) * 1000:.3f} ms)")
     _common.report(NAME, "CPU per document (parse + resolve + package + sign)", per_doc_ms,
                    "ms", TARGET_MS, higher_is_better=False,
-                   note="; ".join(f"{k} {v / DOCUMENTS * 1000:.2f}"
-                                  for k, v in clock.seconds.items()))
+                   note=f"batches {min(batches):.2f}–{max(batches):.2f} ms; "
+                   + "; ".join(f"{k} {v / count * 1000:.2f}" for k, v in clock.seconds.items()))
 
 
 if __name__ == "__main__":

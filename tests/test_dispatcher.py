@@ -3,9 +3,12 @@ TLS: retry later, wait for a person, give up, or pause everything — and never 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import random
 import ssl
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +18,7 @@ import pytest
 from bridge.dmp_answer import STATE_OF
 from bridge.dmp_error_table import ERROR_TABLE, INVENTED_DMP_CODES, ErrorClass
 from bridge.jobs import Intake, Job, JobState
+from bridge.retry import RetryPolicy
 from bridge.vihf import Software
 from connectors.dmp_client import DmpClient
 from connectors.software_credentials import SoftwareCredentials
@@ -23,7 +27,7 @@ from mappings.matrix_load import load_matrix
 from service.dispatcher import Dispatcher, Gatekeeping
 from service.sample_pdf import make_pdf
 from service.simulator.config import SimulatorConfig
-from service.simulator.faults import InjectedFault
+from service.simulator.faults import FaultKind, InjectedFault
 from service.simulator.patients import PatientState
 from service.simulator.problems import ALL_ERROR_CODES
 from service.simulator.server import RunningSimulator, start_simulator
@@ -230,3 +234,49 @@ async def test_the_bridge_reacts_to_each_simulator_code_as_its_table_says(rig: R
     else:
         assert after.attempts == 1 and rig.dispatcher.pause_reason is None
     assert rig.registered() == 0
+
+
+async def test_with_30_percent_of_calls_failing_everything_is_delivered_once(
+        rig: Rig, credentials: SoftwareCredentials) -> None:
+    """Transient failures of every kind on 30 % of the calls: busy registry, HTTP 500, the
+    connection cut in the middle of the answer (processed!), an answer that never comes
+    (processed!), a duplicate answer. Nothing is lost, nothing registered twice, attempts stay
+    bounded and the rate limit holds."""
+    rng = random.Random(7)
+    kinds = [FaultKind.REGISTRY_BUSY, FaultKind.HTTP500, FaultKind.COUPURE_MILIEU,
+             FaultKind.SANS_REPONSE, FaultKind.DOUBLON]
+    client = DmpClient(rig.simulator.base_url, credentials.ssl_context(), timeout_seconds=1.5,
+                       rate_per_second=20)
+    retry = RetryPolicy(first_delay=dt.timedelta(milliseconds=20),
+                        max_delay=dt.timedelta(milliseconds=200), max_attempts=48)
+    dispatcher = Dispatcher(rig.store, client, credentials, source_id="2.25.1",
+                            software=SOFTWARE, gate=Gatekeeping(load_matrix()), retry=retry)
+    documents = 30
+    jobs = [rig.queue(f"panne-{n}").id for n in range(documents)]
+    injected = 0
+    try:
+        for _ in range(2000):
+            if all(rig.job(j).state is JobState.DONE for j in jobs):
+                break
+            if rng.random() < 0.30:
+                rig.simulator.faults.fail_next(InjectedFault(
+                    kind=rng.choice(kinds), seconds=3.0, service="iti41"))
+                injected += 1
+            if not await dispatcher.run_once():
+                await asyncio.sleep(0.02)
+            rig.simulator.faults.clear()
+    finally:
+        await client.close()
+    states = Counter(rig.job(j).state for j in jobs)
+    attempts = [rig.job(j).attempts for j in jobs]
+    unique_ids = Counter(d.unique_id for d in rig.simulator.store.documents()
+                         if not d.is_signature)
+    times = list(client.sent_at)
+    busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+    print(f"\ntransient failures: documents={documents} injected={injected} "
+          f"lost={documents - len(unique_ids)} duplicated={sum(n - 1 for n in unique_ids.values())}"
+          f" attempts max={max(attempts)} total={sum(attempts)} busiest-second={busiest}/20")
+    assert states == {JobState.DONE: documents}
+    assert len(unique_ids) == documents and set(unique_ids.values()) == {1}
+    assert max(attempts) <= retry.max_attempts
+    assert busiest <= 20

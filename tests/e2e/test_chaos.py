@@ -122,3 +122,82 @@ def test_documents_survive_random_kills(installation: Installation, tmp_path: Pa
 def test_three_hundred_documents_survive_twenty_kills(installation: Installation,
                                                      tmp_path: Path) -> None:
     run_chaos(installation, tmp_path, documents=300, kills=20, seed=1)
+
+
+def admin(installation: Installation, method: str, path: str,
+          body: dict[str, object] | None = None) -> object:
+    """Call the simulator's admin API over mutual TLS, as the bridge's structure."""
+    import http.client
+    import ssl
+
+    from service.test_pki import pki_layout
+
+    pki = pki_layout(installation.config.path(installation.config.dmp.server_ca).parent)
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))
+    context.load_cert_chain(str(pki.org_auth.cert), str(pki.org_auth.key))
+    connection = http.client.HTTPSConnection("127.0.0.1", installation.config.simulator.port,
+                                             context=context, timeout=10)
+    try:
+        connection.request(method, f"/_simulateur/admin/{path}",
+                           body=json.dumps(body) if body is not None else None,
+                           headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        data = response.read()
+        assert response.status < 300, data
+        return json.loads(data) if data else None
+    finally:
+        connection.close()
+
+
+def test_a_kill_between_send_and_answer_ends_done_exactly_once(installation: Installation,
+                                                                tmp_path: Path) -> None:
+    """The simulator holds its answers; the bridge dies while one request waits for it. The DMP
+    did register the document: at restart the bridge asks before resending, and finds it."""
+    config_text = installation.config_path.read_text(encoding="utf-8")
+    installation.config_path.write_text(config_text.replace("embedded = true", "embedded = false"),
+                                        encoding="utf-8")
+    config = ["--config", str(installation.config_path)]
+    simulator = start(["simulator", *config], tmp_path / "simulator.out")
+    bridge: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for(lambda: listening(installation.config.simulator.port), what="the simulator")
+        admin(installation, "POST", "pannes",
+              {"type": "latence", "fois": 3, "secondes": 4, "service": "iti41"})
+        drop_documents(installation, 3)
+        bridge = start(["run", *config], tmp_path / "bridge.out")
+
+        def in_flight() -> bool:
+            return any(j.state is JobState.ACTIVE and j.attempts == 0  # type: ignore[attr-defined]
+                       for j in installation.jobs())
+
+        wait_for(in_flight, timeout=30, what="a request to be in flight")
+        time.sleep(1.0)  # well inside the 4 s the simulator holds its answer
+        bridge.send_signal(signal.SIGKILL)
+        bridge.wait()
+        time.sleep(4.0)  # the simulator finishes processing the orphaned request
+        admin(installation, "DELETE", "pannes")
+        bridge = start(["run", *config], tmp_path / "bridge.out")
+
+        def all_done() -> bool:
+            jobs = installation.jobs()
+            return len(jobs) == 3 and all(j.state is JobState.DONE  # type: ignore[attr-defined]
+                                          for j in jobs)
+
+        wait_for(all_done, timeout=60, what="the three documents to be done")
+    finally:
+        for process in (bridge, simulator):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=15)
+    with SqliteStore.open(installation.config.store_path) as store:
+        jobs = store.list_jobs()
+        confirmed = [j.id for j in jobs if any(e.code == "DMP_OK_CONFIRMED"
+                                               for e in store.events(j.id))]
+    registry = SimulatorStore(installation.config.simulator_db_path)
+    try:
+        registered = Counter(d.unique_id for d in registry.documents() if not d.is_signature)
+    finally:
+        registry.close()
+    print(f"\nkill in the window: registered={len(registered)} confirmed by query={confirmed}")
+    assert len(registered) == 3 and set(registered.values()) == {1}
+    assert confirmed, "the killed request's job should be confirmed by an ITI-18 query"
