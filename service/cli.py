@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_arg(status)
     status.add_argument("--json", action="store_true", help="sortie JSON (supervision)")
+    status.add_argument("--prometheus", action="store_true",
+                        help="sortie au format texte Prometheus (métriques, sans donnée de santé)")
 
     listing = sub.add_parser(
         "list",
@@ -259,6 +261,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
         counts = store.counts()
         received = store.received()
     balanced = conservation(counts, received)
+    if args.prometheus:
+        from service.metrics import queue_metrics
+
+        sys.stdout.write(queue_metrics(counts, received))
+        return 0 if balanced else 1
     if args.json:
         print(
             json.dumps(

@@ -214,3 +214,14 @@ def test_show_of_an_unknown_job_says_so(installation: Path,
     assert run_cli("show", "--config", str(installation), "99") == 1
 
     assert "Aucun document n° 99." in capsys.readouterr().err
+
+
+def test_status_exposes_the_invariant_as_prometheus_metrics(
+        installation: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    enqueue(installation, 2)
+    assert run_cli("status", "--prometheus", "--config", str(installation)) == 0
+    out = capsys.readouterr().out
+    assert 'dmp_bridge_jobs{state="queued"} 2' in out
+    assert "dmp_bridge_received_total 2" in out
+    assert "dmp_bridge_conservation_ok 1" in out
+    assert "# TYPE dmp_bridge_jobs gauge" in out

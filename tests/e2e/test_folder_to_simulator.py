@@ -3,13 +3,10 @@ files, a real SQLite queue and mutual TLS on 127.0.0.1."""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import subprocess
 from pathlib import Path
-
-from lxml import etree
 
 from bridge.domain import InsOid
 from bridge.jobs import JobState
@@ -20,8 +17,7 @@ from connectors.sqlite_store import SqliteStore
 from service.demo import sample_documents
 from service.simulator.storage import SimulatorStore
 from tests.e2e.conftest import DMP_BRIDGE, Installation, wait_for
-
-XOP_INCLUDE = "{http://www.w3.org/2004/08/xop/include}Include"
+from tests.transaction_helpers import inline_xop
 
 
 def nurse_sidecar() -> dict[str, object]:
@@ -38,17 +34,6 @@ def job_states(inst: Installation) -> list[JobState]:
         if state in (JobState.DEAD, JobState.HELD, JobState.CORRUPT, JobState.DEFERRED):
             raise AssertionError(f"job {state}: {job.last_error_fr}")  # type: ignore[attr-defined]
     return [job.state for job in jobs]  # type: ignore[attr-defined]
-
-
-def inline_xop(body: etree._Element, parts: dict[str, bytes]) -> etree._Element:
-    """The XOP infoset: each xop:Include replaced by the base64 of its part, for schema checks."""
-    copy = etree.fromstring(etree.tostring(body))
-    for include in list(copy.iter(XOP_INCLUDE)):
-        parent = include.getparent()
-        assert parent is not None
-        parent.remove(include)
-        parent.text = base64.b64encode(parts[include.get("href", "")[4:]]).decode()
-    return copy
 
 
 def test_a_dropped_pdf_is_registered_once_in_the_simulator(
