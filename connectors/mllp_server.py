@@ -68,6 +68,9 @@ class MllpSettings:
     max_connections: int = 32
     # Actions the queue can carry today; replace/delete need the dispatcher's support.
     actions: frozenset[Action] = frozenset({Action.INITIAL})
+    # Payload kinds the queue can carry today: a CDA passed through as it is needs the
+    # dispatcher's support (it would otherwise be wrapped like a PDF).
+    kinds: frozenset[str] = frozenset({"pdf"})
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,11 @@ class MllpServer:
 
     async def _commit(self, header: MessageHeader, document: HL7Document) -> HL7Rejected | None:
         """Enqueue; None once committed (then, and only then, AA/CA may be sent)."""
+        if document.kind not in self.settings.kinds:
+            return rejected(
+                "Les documents CDA transmis tels quels ne sont pas encore pris en charge par "
+                "dmp-bridge : envoyez le document en PDF (OBX de type ED, PDF en base64).",
+                ErrorCode.APPLICATION)
         if document.action not in self.settings.actions:
             what = "remplacement" if document.action is Action.REPLACE else "suppression"
             return rejected(

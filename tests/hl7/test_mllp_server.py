@@ -236,3 +236,16 @@ async def test_replace_requests_are_refused_until_the_queue_supports_them(
     assert msa(ack)[1:] == ["AE", "R-1"], ack
     assert "remplacement" in err(ack)[8]
     assert store.list_jobs() == []
+
+
+async def test_a_cda_passed_through_is_refused_until_the_dispatcher_sends_cda_as_is(
+        store: SqliteStore) -> None:
+    from bridge.cda import build_cda
+    from tests.factories import make_clinical_document
+
+    message = replace_segment(nurse_mdm("C-1"), "OBX", doc_obx(build_cda(make_clinical_document())))
+    async with running(store_enqueue(store)) as server:
+        ack = await exchange(server.port, encode(message))
+    assert msa(ack)[1:] == ["AE", "C-1"], ack
+    assert "PDF" in err(ack)[8]
+    assert store.list_jobs() == []
