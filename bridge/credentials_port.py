@@ -8,6 +8,7 @@ from typing import Protocol
 
 from lxml import etree
 
+from bridge.domain import Author
 from bridge.xades import SigningCertificate
 
 
@@ -28,4 +29,12 @@ class Credentials(Protocol):
 
     def sign_vihf(self, assertion: etree._Element) -> etree._Element:
         """The assertion with its enveloped XML-DSig signature."""
+        ...
+
+    def may_send_as(self, author: Author) -> bool:
+        """Whether these credentials may submit documents written by `author` (DESIGN.md §5).
+
+        Establishment certificates: only for their own structure (the author's Struct_IdNat is
+        the certificate's OU). A CPS card: only for its holder (the author's RPPS).
+        """
         ...

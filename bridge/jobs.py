@@ -40,7 +40,7 @@ ALLOWED_TRANSITIONS: Mapping[JobState, frozenset[JobState]] = MappingProxyType(
                 _S.AMBIGUOUS,
                 _S.HELD,
                 _S.DEAD,
-                _S.QUEUED,  # restart recovery: the lease died with the process
+                _S.QUEUED,  # restart recovery (the lease died), or a refused lot sent again alone
                 _S.CORRUPT,
             }
         ),
@@ -82,6 +82,10 @@ class Intake:
     payload: bytes  # the document as received
     metadata: bytes  # JSON from the source (sidecar, HL7 fields); opaque here
     received_at: datetime  # aware (UTC)
+    # Who the document is for and who wrote it, as opaque keys (`bridge.lot_keys`): documents
+    # with the same two keys may travel in one submission set. None: never grouped.
+    patient_key: str | None = None
+    author_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,9 @@ class Job:
     submission_unique_id: str | None = None  # minted once, at packaging
     last_error_code: str | None = None
     last_error_fr: str | None = None  # French reason shown to the user
-    author_key: str | None = None  # who must send it (e.g. RPPS)
+    author_key: str | None = None  # who wrote it: RPPS@structure (`bridge.lot_keys`)
+    patient_key: str | None = None  # pseudonymous key of the patient (`bridge.lot_keys`)
+    purged_at: datetime | None = None  # bytes purged after the retention period (done jobs)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,20 @@ class CorruptPayload(StoreError):
         self.what = what
 
 
+class PayloadPurged(StoreError):
+    """The bytes of a `done` job were purged after the retention period (its row remains)."""
+
+    code = "PAYLOAD_PURGED"
+    event = "store_payload_purged"
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            f"Le contenu du document n° {job_id} a été effacé à la fin de sa durée de "
+            "conservation (le document est enregistré dans le DMP ; son historique est gardé)."
+        )
+        self.job_id = job_id
+
+
 class Store(Protocol):
     """The queue of jobs, their bytes and their timelines."""
 
@@ -75,8 +89,22 @@ class Store(Protocol):
         """Lease the oldest queued job, or deferred job now due; None when there is none."""
         ...
 
+    def claim_related(self, job: Job, now: datetime, lease: timedelta, limit: int) -> list[Job]:
+        """Lease up to `limit` more jobs that must travel with the leased (ACTIVE) `job`.
+
+        - `job` was packaged (it has a submission uniqueId): the QUEUED or DEFERRED jobs that
+          share its package (same submission uniqueId), due or not: one send answers for all.
+        - `job` was never packaged: the QUEUED jobs with the same patient and author keys that
+          were never packaged either (no document uniqueId), oldest first. A job that was
+          packaged keeps its bytes forever, so it never joins a new lot.
+
+        Raises `JobNotActive` if `job` is not leased. PostgreSQL skips rows locked by others.
+        """
+        ...
+
     def payload(self, job_id: int) -> bytes:
-        """The document as received; raises `CorruptPayload` if its hash no longer matches."""
+        """The document as received; raises `CorruptPayload` if its hash no longer matches,
+        `PayloadPurged` if it was purged after the retention period."""
         ...
 
     def metadata(self, job_id: int) -> bytes: ...
@@ -88,6 +116,33 @@ class Store(Protocol):
         ...
 
     def package(self, job_id: int) -> bytes | None: ...
+
+    def discard_refused_package(
+        self, job_id: int, submission_unique_id: str, *, now: datetime
+    ) -> bool:
+        """Forget the package of a leased job whose submission set the DMP did NOT register
+        (it refused it as a whole, or never accepted it: the job was queued or deferred), so
+        the document can be resent alone in a new submission set.
+
+        Only the package bytes and the submission uniqueId go; the document uniqueId stays (the
+        new package must reuse it, with the same CDA bytes). Nothing happens (False) when the
+        job's package is not that submission's any more. Journaled; clears the "sent" mark of the
+        lease (nothing of this lease can be in the DMP). Raises `JobNotActive` if not leased.
+        """
+        ...
+
+    def note(self, job_id: int, *, code: str, message_fr: str, now: datetime) -> None:
+        """Add a line to the job's timeline without changing its state (e.g. an alert sent)."""
+        ...
+
+    def purge_done(self, before: datetime, *, now: datetime) -> int:
+        """Purge payload, metadata and package bytes of the jobs DONE before `before`.
+
+        The job row (with its hashes and uniqueIds) and its timeline stay, so the conservation
+        invariant and the history hold; reading the bytes then raises `PayloadPurged`.
+        Returns how many jobs were purged (each once; journaled).
+        """
+        ...
 
     def mark_sent(self, job_id: int) -> None:
         """Record that the request is leaving: a crash from here on means AMBIGUOUS."""

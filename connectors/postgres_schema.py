@@ -61,14 +61,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX jobs_active_lease ON jobs (lease_until) WHERE state = 'active'",
         "CREATE INDEX events_by_job ON events (job_id, id)",
     ),
+    # 2: lots of one patient and one author, and the purge of done jobs after retention.
+    (
+        "ALTER TABLE jobs ADD COLUMN patient_key text",  # pseudonymous (bridge.lot_keys)
+        "ALTER TABLE jobs ADD COLUMN purged_at timestamptz",
+        "CREATE INDEX jobs_by_lot ON jobs (patient_key, author_key, state, id)",
+        "CREATE INDEX jobs_by_submission ON jobs (submission_unique_id)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Each blob with the hash it is checked against (metadata carries none).
 BLOB_SQL: Final = {
-    "payload": "SELECT p.payload, j.payload_sha256",
-    "metadata": "SELECT p.metadata, NULL::text",
-    "package": "SELECT p.package, p.package_sha256",
+    "payload": "SELECT p.payload, j.payload_sha256, j.purged_at",
+    "metadata": "SELECT p.metadata, NULL::text, j.purged_at",
+    "package": "SELECT p.package, p.package_sha256, j.purged_at",
 }
 
 
@@ -101,4 +108,6 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
         last_error_code=row["last_error_code"],
         last_error_fr=row["last_error_fr"],
         author_key=row["author_key"],
+        patient_key=row["patient_key"],
+        purged_at=utc(row["purged_at"]),
     )

@@ -37,35 +37,26 @@ No logging here: this module handles health data (payloads), and the caller logs
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, Self
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from bridge.jobs import Intake, Job, JobEvent, JobState, check_transition
-from bridge.store_port import CorruptPayload, JobNotActive, StoreError, UnknownJob
-from connectors.postgres_schema import (
-    BLOB_SQL,
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    aware,
-    job_from_row,
-)
-from connectors.sqlite_schema import ERROR_STATES, sha256_hex
+from bridge.jobs import Intake, Job, JobState
+from bridge.store_port import JobNotActive, StoreError, UnknownJob
+from connectors.postgres_base import PostgresBase
+from connectors.postgres_schema import MIGRATIONS, SCHEMA_VERSION, aware, job_from_row
+from connectors.sqlite_schema import sha256_hex
+from connectors.store_texts import CLAIMED_FOR_LOT, CLAIMED_WITH_LOT, PACKAGE_DISCARDED, PURGED
 
 DEFAULT_SCHEMA = "dmp_bridge"
 MAX_CONNECTIONS = 4  # per store (per process): the dispatcher and intake threads
 CONNECT_TIMEOUT_S = 10.0  # at open, and to get a connection from the pool later
 
-Cursor = psycopg.Cursor[DictRow]
 
-
-class PostgresStore:
+class PostgresStore(PostgresBase):
     """The job queue in one PostgreSQL schema. Open with `PostgresStore.open(dsn)`."""
 
     def __init__(self, pool: ConnectionPool[Any], schema: str) -> None:
@@ -128,13 +119,6 @@ class PostgresStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[Cursor]:
-        """One transaction: all of it is committed when the block ends, or none of it is."""
-        with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            # Leaving `pool.connection()` commits (rolls back on an exception) before returning.
-            yield cur
-
     def _migrate(self) -> None:
         with self._tx() as cur:
             # Two workers starting on an empty database: the second waits, then finds it done.
@@ -160,96 +144,6 @@ class PostgresStore:
             else:
                 cur.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
 
-    # -- helpers (called inside a transaction) -----------------------------------------------
-
-    @staticmethod
-    def _locked_state(cur: Cursor, job_id: int) -> JobState:
-        """The job's state, its row locked until the transaction ends; UnknownJob if none."""
-        cur.execute("SELECT state FROM jobs WHERE id = %s FOR UPDATE", (job_id,))
-        row = cur.fetchone()
-        if row is None:
-            raise UnknownJob(job_id)
-        return JobState(row["state"])
-
-    @staticmethod
-    def _event(
-        cur: Cursor,
-        job_id: int,
-        *,
-        at: datetime,
-        old: JobState | None,
-        new: JobState,
-        code: str,
-        message_fr: str,
-    ) -> None:
-        cur.execute(
-            "INSERT INTO events (job_id, at, from_state, to_state, code, message_fr)"
-            " VALUES (%s, %s, %s, %s, %s, %s)",
-            (job_id, at, None if old is None else old.value, new.value, code, message_fr),
-        )
-
-    def _move(
-        self,
-        cur: Cursor,
-        job_id: int,
-        old: JobState,
-        new: JobState,
-        *,
-        code: str,
-        message_fr: str,
-        at: datetime,
-        next_attempt_at: datetime | None = None,
-        count_attempt: bool = False,
-        lease: timedelta | None = None,
-    ) -> Job:
-        """The one state change (claim, transition, recovery), on a row locked by the caller."""
-        check_transition(old, new)  # raises before anything is written
-        activate = new is JobState.ACTIVE
-        # Entering an error state sets the reason shown to the user; DONE clears it.
-        errors = "set" if new in ERROR_STATES else "clear" if new is JobState.DONE else "keep"
-        cur.execute(
-            "UPDATE jobs SET state = %(new)s, updated_at = %(at)s,"
-            " attempts = attempts + %(attempt)s,"
-            " next_attempt_at = %(next)s,"
-            " lease_until = %(lease_until)s,"
-            " leases = leases + CASE WHEN %(activate)s THEN 1 ELSE 0 END,"
-            " leased_from = CASE WHEN %(activate)s THEN %(old)s ELSE leased_from END,"
-            " last_error_code = CASE %(errors)s WHEN 'set' THEN %(code)s WHEN 'clear' THEN NULL"
-            "   ELSE last_error_code END,"
-            " last_error_fr = CASE %(errors)s WHEN 'set' THEN %(message)s"
-            "   WHEN 'clear' THEN NULL ELSE last_error_fr END"
-            " WHERE id = %(id)s RETURNING *",
-            {
-                "new": new.value,
-                "at": at,
-                "attempt": 1 if count_attempt else 0,
-                "next": None if next_attempt_at is None else aware(next_attempt_at),
-                "lease_until": at + lease if activate and lease is not None else None,
-                "activate": activate,
-                "old": old.value,
-                "errors": errors,
-                "code": code,
-                "message": message_fr,
-                "id": job_id,
-            },
-        )
-        row = cur.fetchone()
-        assert row is not None  # locked by the caller: it cannot have vanished
-        self._event(cur, job_id, at=at, old=old, new=new, code=code, message_fr=message_fr)
-        return job_from_row(row)
-
-    def _blob(self, job_id: int, column: str) -> tuple[bytes | None, str | None]:
-        """The bytes and their recorded hash; UnknownJob if the job does not exist."""
-        query = BLOB_SQL[column] + (
-            " FROM jobs j LEFT JOIN payloads p ON p.job_id = j.id WHERE j.id = %s"
-        )
-        with self._pool.connection() as conn, conn.cursor() as cur:
-            cur.execute(query, (job_id,))
-            row = cur.fetchone()
-        if row is None:
-            raise UnknownJob(job_id)
-        return row[0], row[1]
-
     # -- writes ------------------------------------------------------------------------------
 
     def enqueue(self, intake: Intake) -> tuple[Job, bool]:
@@ -262,7 +156,8 @@ class PostgresStore:
                 return job_from_row(existing), False  # same input again: one job, payload kept once
             cur.execute(
                 "INSERT INTO jobs (state, channel, source_ref, idempotency_key, payload_sha256,"
-                " received_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                " received_at, updated_at, patient_key, author_key)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (idempotency_key) DO NOTHING RETURNING *",
                 (
                     JobState.QUEUED.value,
@@ -272,6 +167,8 @@ class PostgresStore:
                     sha256_hex(intake.payload),
                     received_at,
                     received_at,
+                    intake.patient_key,
+                    intake.author_key,
                 ),
             )
             row = cur.fetchone()
@@ -328,6 +225,103 @@ class PostgresStore:
                 lease=lease,
             )
         return job
+
+    def claim_related(self, job: Job, now: datetime, lease: timedelta, limit: int) -> list[Job]:
+        at = aware(now)
+        if limit <= 0:
+            return []
+        with self._tx() as cur:
+            cur.execute("SELECT * FROM jobs WHERE id = %s FOR UPDATE", (job.id,))
+            row = cur.fetchone()
+            if row is None:
+                raise UnknownJob(job.id)
+            if row["state"] != JobState.ACTIVE.value:
+                raise JobNotActive(job.id, JobState(row["state"]))
+            # SKIP LOCKED, as `claim`: a companion another worker holds right now is left to it.
+            if row["submission_unique_id"] is not None:
+                cur.execute(
+                    "SELECT id, state FROM jobs WHERE submission_unique_id = %s AND id != %s"
+                    " AND state IN (%s, %s) ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                    (row["submission_unique_id"], job.id, JobState.QUEUED.value,
+                     JobState.DEFERRED.value, limit),
+                )
+                code, message = CLAIMED_WITH_LOT
+            elif row["patient_key"] and row["author_key"] and row["document_unique_id"] is None:
+                cur.execute(
+                    "SELECT id, state FROM jobs WHERE patient_key = %s AND author_key = %s"
+                    " AND state = %s AND document_unique_id IS NULL AND id != %s"
+                    " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                    (row["patient_key"], row["author_key"], JobState.QUEUED.value, job.id,
+                     limit),
+                )
+                code, message = CLAIMED_FOR_LOT
+            else:
+                return []
+            others = cur.fetchall()
+            return [
+                self._move(cur, int(other["id"]), JobState(other["state"]), JobState.ACTIVE,
+                           code=code, message_fr=message, at=at, lease=lease)
+                for other in others
+            ]
+
+    def discard_refused_package(
+        self, job_id: int, submission_unique_id: str, *, now: datetime
+    ) -> bool:
+        at = aware(now)
+        with self._tx() as cur:
+            cur.execute(
+                "SELECT state, submission_unique_id FROM jobs WHERE id = %s FOR UPDATE", (job_id,)
+            )
+            row = cur.fetchone()
+            if row is None:
+                raise UnknownJob(job_id)
+            if row["state"] != JobState.ACTIVE.value:
+                raise JobNotActive(job_id, JobState(row["state"]))
+            if row["submission_unique_id"] != submission_unique_id:
+                return False
+            # One transaction (see SqliteStore.discard_refused_package): the document uniqueId
+            # stays, the package, its submission id and the "sent" mark go.
+            cur.execute(
+                "UPDATE payloads SET package = NULL, package_sha256 = NULL WHERE job_id = %s",
+                (job_id,),
+            )
+            cur.execute(
+                "UPDATE jobs SET submission_unique_id = NULL, sent_lease = NULL WHERE id = %s",
+                (job_id,),
+            )
+            code, message = PACKAGE_DISCARDED
+            self._event(cur, job_id, at=at, old=JobState.ACTIVE, new=JobState.ACTIVE,
+                        code=code, message_fr=message)
+        return True
+
+    def note(self, job_id: int, *, code: str, message_fr: str, now: datetime) -> None:
+        at = aware(now)
+        with self._tx() as cur:
+            state = self._locked_state(cur, job_id)
+            self._event(cur, job_id, at=at, old=state, new=state, code=code,
+                        message_fr=message_fr)
+
+    def purge_done(self, before: datetime, *, now: datetime) -> int:
+        limit, at = aware(before), aware(now)
+        with self._tx() as cur:
+            cur.execute(
+                "SELECT id FROM jobs WHERE state = %s AND updated_at < %s AND purged_at IS NULL"
+                " ORDER BY id FOR UPDATE SKIP LOCKED",
+                (JobState.DONE.value, limit),
+            )
+            ids = [int(r["id"]) for r in cur.fetchall()]
+            code, message = PURGED
+            for job_id in ids:
+                # Empty bytes rather than a deleted row: the hashes stay (see SqliteStore).
+                cur.execute(
+                    "UPDATE payloads SET payload = ''::bytea, metadata = ''::bytea,"
+                    " package = NULL WHERE job_id = %s",
+                    (job_id,),
+                )
+                cur.execute("UPDATE jobs SET purged_at = %s WHERE id = %s", (at, job_id))
+                self._event(cur, job_id, at=at, old=JobState.DONE, new=JobState.DONE,
+                            code=code, message_fr=message)
+        return len(ids)
 
     def save_package(
         self, job_id: int, document_unique_id: str, submission_unique_id: str, package: bytes
@@ -424,82 +418,3 @@ class PostgresStore:
                     cur, int(row["id"]), JobState.ACTIVE, new, code=code, message_fr=msg, at=at
                 )
         return len(rows)
-
-    # -- reads -------------------------------------------------------------------------------
-
-    def payload(self, job_id: int) -> bytes:
-        data, sha = self._blob(job_id, "payload")
-        if data is None or sha is None or sha256_hex(data) != sha:
-            raise CorruptPayload(job_id, "payload")
-        return bytes(data)
-
-    def metadata(self, job_id: int) -> bytes:
-        data, _ = self._blob(job_id, "metadata")
-        if data is None:
-            raise CorruptPayload(job_id, "metadata")
-        return bytes(data)
-
-    def package(self, job_id: int) -> bytes | None:
-        data, sha = self._blob(job_id, "package")
-        if data is None:
-            return None
-        if sha is None or sha256_hex(data) != sha:
-            raise CorruptPayload(job_id, "package")
-        return bytes(data)
-
-    def get(self, job_id: int) -> Job | None:
-        with self._tx() as cur:
-            cur.execute("SELECT * FROM jobs WHERE id = %s", (job_id,))
-            row = cur.fetchone()
-        return None if row is None else job_from_row(row)
-
-    def find_by_key(self, idempotency_key: str) -> Job | None:
-        with self._tx() as cur:
-            cur.execute("SELECT * FROM jobs WHERE idempotency_key = %s", (idempotency_key,))
-            row = cur.fetchone()
-        return None if row is None else job_from_row(row)
-
-    def list_jobs(self, state: JobState | None = None, limit: int = 100) -> list[Job]:
-        with self._tx() as cur:
-            if state is None:
-                cur.execute("SELECT * FROM jobs ORDER BY id DESC LIMIT %s", (limit,))
-            else:
-                cur.execute(
-                    "SELECT * FROM jobs WHERE state = %s ORDER BY id DESC LIMIT %s",
-                    (state.value, limit),
-                )
-            rows = cur.fetchall()
-        return [job_from_row(r) for r in rows]
-
-    def events(self, job_id: int) -> list[JobEvent]:
-        with self._tx() as cur:
-            cur.execute("SELECT * FROM events WHERE job_id = %s ORDER BY id", (job_id,))
-            rows = cur.fetchall()
-        return [
-            JobEvent(
-                job_id=int(r["job_id"]),
-                at=aware(r["at"]),
-                from_state=None if r["from_state"] is None else JobState(r["from_state"]),
-                to_state=JobState(r["to_state"]),
-                code=r["code"],
-                message_fr=r["message_fr"],
-            )
-            for r in rows
-        ]
-
-    def counts(self) -> dict[JobState, int]:
-        with self._tx() as cur:
-            cur.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
-            rows = cur.fetchall()
-        result = dict.fromkeys(JobState, 0)
-        for r in rows:
-            result[JobState(r["state"])] = int(r["n"])
-        return result
-
-    def received(self) -> int:
-        """Jobs ever received, counted apart from the rows: a vanished row breaks conservation."""
-        with self._tx() as cur:
-            cur.execute("SELECT value FROM counters WHERE name = 'received'")
-            row = cur.fetchone()
-        assert row is not None
-        return int(row["value"])

@@ -25,6 +25,7 @@ from signxml.algorithms import (
 )
 from signxml.signer import XMLSigner
 
+from bridge.domain import Author
 from bridge.errors import BridgeError
 from bridge.xades import SigningCertificate
 
@@ -55,6 +56,11 @@ def subject_dn(cert: x509.Certificate) -> str:
         for rdn in cert.subject.rdns
         for attr in rdn
     )
+
+
+def _structure_id(cert: x509.Certificate) -> str | None:
+    values = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    return str(values[0].value) if len(values) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,18 @@ class SoftwareCredentials:
             id_attribute="ID",
         )
         return signed
+
+    @property
+    def structure_ids(self) -> frozenset[str]:
+        """Struct_IdNat of the structure, from the OU of BOTH certificates (IGC Santé
+        personne-morale DN); empty when they do not name the same one."""
+        tls, signer = (_structure_id(pair.cert) for pair in (self._auth, self._sign))
+        return frozenset({tls}) if tls is not None and tls == signer else frozenset()
+
+    def may_send_as(self, author: Author) -> bool:
+        """Establishment certificates send only for their own structure: the TLS identity and
+        the VIHF/XAdES signer must both be the author's structure."""
+        return author.structure_id in self.structure_ids
 
     def ssl_context(self) -> ssl.SSLContext:
         """TLS 1.2+ client context: our ORG AUTH_CLI certificate, and only the DMP's CA trusted."""

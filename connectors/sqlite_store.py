@@ -15,26 +15,29 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Self
 
-from bridge.jobs import Intake, Job, JobEvent, JobState, check_transition
-from bridge.store_port import CorruptPayload, JobNotActive, StoreError, UnknownJob
+from bridge.jobs import Intake, Job, JobState, check_transition
+from bridge.store_port import JobNotActive, StoreError
+from connectors.sqlite_base import SqliteBase
 from connectors.sqlite_schema import (
-    BLOB_SQL,
-    ERROR_STATES,
     MIGRATIONS,
     SCHEMA_VERSION,
-    from_text,
     job_from_row,
     sha256_hex,
     to_text,
 )
+from connectors.store_texts import (
+    CLAIMED_FOR_LOT,
+    CLAIMED_WITH_LOT,
+    PACKAGE_DISCARDED,
+    PURGED,
+)
 
 BUSY_TIMEOUT_MS = 10_000
-class SqliteStore:
+class SqliteStore(SqliteBase):
     """The job queue in one SQLite file. Open with `SqliteStore.open(path)`."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
@@ -96,20 +99,6 @@ class SqliteStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: all of it is durable after the COMMIT, or none of it is."""
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no lost update
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-
     def _migrate(self) -> None:
         with self._write() as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -129,44 +118,6 @@ class SqliteStore:
             else:
                 conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
 
-    # -- helpers (called with the lock held) -------------------------------------------------
-
-    def _row(self, conn: sqlite3.Connection, job_id: int) -> sqlite3.Row:
-        row: sqlite3.Row | None = conn.execute(
-            "SELECT * FROM jobs WHERE id = ?", (job_id,)
-        ).fetchone()
-        if row is None:
-            raise UnknownJob(job_id)
-        return row
-
-    @staticmethod
-    def _event(
-        conn: sqlite3.Connection,
-        job_id: int,
-        *,
-        at: str,
-        old: JobState | None,
-        new: JobState,
-        code: str,
-        message_fr: str,
-    ) -> None:
-        conn.execute(
-            "INSERT INTO events (job_id, at, from_state, to_state, code, message_fr) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (job_id, at, None if old is None else old.value, new.value, code, message_fr),
-        )
-
-    def _blob(self, job_id: int, column: str) -> tuple[bytes | None, str | None]:
-        """The bytes and their recorded hash; UnknownJob if the job does not exist."""
-        sql = BLOB_SQL[column] + (
-            " FROM jobs j LEFT JOIN payloads p ON p.job_id = j.id WHERE j.id = ?"
-        )
-        with self._lock:
-            row = self._conn.execute(sql, (job_id,)).fetchone()
-        if row is None:
-            raise UnknownJob(job_id)
-        return row[0], row[1]
-
     # -- writes ------------------------------------------------------------------------------
 
     def enqueue(self, intake: Intake) -> tuple[Job, bool]:
@@ -179,7 +130,8 @@ class SqliteStore:
                 return job_from_row(existing), False  # same input again: one job, payload kept once
             cur = conn.execute(
                 "INSERT INTO jobs (state, channel, source_ref, idempotency_key, payload_sha256,"
-                " received_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " received_at, updated_at, patient_key, author_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     JobState.QUEUED.value,
                     intake.channel,
@@ -188,6 +140,8 @@ class SqliteStore:
                     sha256_hex(intake.payload),
                     received_at,
                     received_at,
+                    intake.patient_key,
+                    intake.author_key,
                 ),
             )
             job_id = cur.lastrowid
@@ -238,15 +192,97 @@ class SqliteStore:
             )
             return job_from_row(self._row(conn, row["id"]))
 
-    @staticmethod
-    def _activate(
-        conn: sqlite3.Connection, job_id: int, old: JobState, at: str, lease_until: str
-    ) -> None:
-        conn.execute(
-            "UPDATE jobs SET state = ?, updated_at = ?, lease_until = ?, next_attempt_at = NULL,"
-            " leases = leases + 1, leased_from = ? WHERE id = ?",
-            (JobState.ACTIVE.value, at, lease_until, old.value, job_id),
-        )
+    def claim_related(self, job: Job, now: datetime, lease: timedelta, limit: int) -> list[Job]:
+        at = to_text(now)
+        if limit <= 0:
+            return []
+        with self._write() as conn:
+            row = self._row(conn, job.id)
+            if row["state"] != JobState.ACTIVE.value:
+                raise JobNotActive(job.id, JobState(row["state"]))
+            if row["submission_unique_id"] is not None:
+                # Its package was built: whoever shares it goes with it (one send, one answer).
+                rows = conn.execute(
+                    "SELECT id, state FROM jobs WHERE submission_unique_id = ? AND id != ?"
+                    " AND state IN (?, ?) ORDER BY id LIMIT ?",
+                    (row["submission_unique_id"], job.id, JobState.QUEUED.value,
+                     JobState.DEFERRED.value, limit),
+                ).fetchall()
+                code, message = CLAIMED_WITH_LOT
+            elif row["patient_key"] and row["author_key"] and row["document_unique_id"] is None:
+                rows = conn.execute(
+                    "SELECT id, state FROM jobs WHERE patient_key = ? AND author_key = ?"
+                    " AND state = ? AND document_unique_id IS NULL AND id != ?"
+                    " ORDER BY id LIMIT ?",
+                    (row["patient_key"], row["author_key"], JobState.QUEUED.value, job.id,
+                     limit),
+                ).fetchall()
+                code, message = CLAIMED_FOR_LOT
+            else:
+                return []
+            # Inside BEGIN IMMEDIATE, as `claim`: no other worker can lease these meanwhile.
+            for other in rows:
+                old = JobState(other["state"])
+                check_transition(old, JobState.ACTIVE)
+                self._activate(conn, other["id"], old, at, to_text(now + lease))
+                self._event(conn, other["id"], at=at, old=old, new=JobState.ACTIVE, code=code,
+                            message_fr=message)
+            return [job_from_row(self._row(conn, other["id"])) for other in rows]
+
+    def discard_refused_package(
+        self, job_id: int, submission_unique_id: str, *, now: datetime
+    ) -> bool:
+        at = to_text(now)
+        with self._write() as conn:
+            row = self._row(conn, job_id)
+            if row["state"] != JobState.ACTIVE.value:
+                raise JobNotActive(job_id, JobState(row["state"]))
+            if row["submission_unique_id"] != submission_unique_id:
+                return False
+            # One transaction: the package, its submission id and the "sent" mark go together
+            # (a crash leaves either the old package, resent as is, or none, rebuilt alone with
+            # the kept document uniqueId). The document uniqueId stays: it is the document's.
+            conn.execute(
+                "UPDATE payloads SET package = NULL, package_sha256 = NULL WHERE job_id = ?",
+                (job_id,),
+            )
+            conn.execute(
+                "UPDATE jobs SET submission_unique_id = NULL, sent_lease = NULL WHERE id = ?",
+                (job_id,),
+            )
+            code, message = PACKAGE_DISCARDED
+            self._event(conn, job_id, at=at, old=JobState.ACTIVE, new=JobState.ACTIVE,
+                        code=code, message_fr=message)
+            return True
+
+    def note(self, job_id: int, *, code: str, message_fr: str, now: datetime) -> None:
+        at = to_text(now)
+        with self._write() as conn:
+            state = JobState(self._row(conn, job_id)["state"])
+            self._event(conn, job_id, at=at, old=state, new=state, code=code,
+                        message_fr=message_fr)
+
+    def purge_done(self, before: datetime, *, now: datetime) -> int:
+        limit, at = to_text(before), to_text(now)
+        with self._write() as conn:
+            ids = [r["id"] for r in conn.execute(
+                "SELECT id FROM jobs WHERE state = ? AND updated_at < ? AND purged_at IS NULL"
+                " ORDER BY id",
+                (JobState.DONE.value, limit),
+            ).fetchall()]
+            code, message = PURGED
+            for job_id in ids:
+                # Empty bytes rather than a deleted row: the hashes (payload_sha256 on the job,
+                # package_sha256 here) stay as the proof of what was sent.
+                conn.execute(
+                    "UPDATE payloads SET payload = x'', metadata = x'', package = NULL"
+                    " WHERE job_id = ?",
+                    (job_id,),
+                )
+                conn.execute("UPDATE jobs SET purged_at = ? WHERE id = ?", (at, job_id))
+                self._event(conn, job_id, at=at, old=JobState.DONE, new=JobState.DONE,
+                            code=code, message_fr=message)
+            return len(ids)
 
     def save_package(
         self, job_id: int, document_unique_id: str, submission_unique_id: str, package: bytes
@@ -321,12 +357,6 @@ class SqliteStore:
             self._event(conn, job_id, at=at, old=old, new=new, code=code, message_fr=message_fr)
             return job_from_row(self._row(conn, job_id))
 
-    @staticmethod
-    def _error_update(new: JobState, value: str) -> tuple[str, str]:
-        if new in ERROR_STATES:
-            return "set", value
-        return ("clear" if new is JobState.DONE else "keep"), value
-
     def recover_on_start(self, now: datetime) -> int:
         """Every ACTIVE job's lease died with the previous process (single owner of the file).
 
@@ -364,87 +394,3 @@ class SqliteStore:
                     conn, row["id"], at=at, old=JobState.ACTIVE, new=new, code=code, message_fr=msg
                 )
             return len(rows)
-
-    # -- reads -------------------------------------------------------------------------------
-
-    def payload(self, job_id: int) -> bytes:
-        data, sha = self._blob(job_id, "payload")
-        if data is None or sha is None or sha256_hex(data) != sha:
-            raise CorruptPayload(job_id, "payload")
-        return bytes(data)
-
-    def metadata(self, job_id: int) -> bytes:
-        data, _ = self._blob(job_id, "metadata")
-        if data is None:
-            raise CorruptPayload(job_id, "metadata")
-        return bytes(data)
-
-    def package(self, job_id: int) -> bytes | None:
-        data, sha = self._blob(job_id, "package")
-        if data is None:
-            return None
-        if sha is None or sha256_hex(data) != sha:
-            raise CorruptPayload(job_id, "package")
-        return bytes(data)
-
-    def get(self, job_id: int) -> Job | None:
-        with self._lock:
-            row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return None if row is None else job_from_row(row)
-
-    def find_by_key(self, idempotency_key: str) -> Job | None:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT * FROM jobs WHERE idempotency_key = ?", (idempotency_key,)
-            ).fetchone()
-        return None if row is None else job_from_row(row)
-
-    def list_jobs(self, state: JobState | None = None, limit: int = 100) -> list[Job]:
-        with self._lock:
-            if state is None:
-                rows = self._conn.execute(
-                    "SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,)
-                ).fetchall()
-            else:
-                rows = self._conn.execute(
-                    "SELECT * FROM jobs WHERE state = ? ORDER BY id DESC LIMIT ?",
-                    (state.value, limit),
-                ).fetchall()
-        return [job_from_row(r) for r in rows]
-
-    def events(self, job_id: int) -> list[JobEvent]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT * FROM events WHERE job_id = ? ORDER BY id", (job_id,)
-            ).fetchall()
-        result = []
-        for r in rows:
-            at = from_text(r["at"])
-            assert at is not None
-            result.append(
-                JobEvent(
-                    job_id=r["job_id"],
-                    at=at,
-                    from_state=None if r["from_state"] is None else JobState(r["from_state"]),
-                    to_state=JobState(r["to_state"]),
-                    code=r["code"],
-                    message_fr=r["message_fr"],
-                )
-            )
-        return result
-
-    def counts(self) -> dict[JobState, int]:
-        with self._lock:
-            rows = self._conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
-        result = dict.fromkeys(JobState, 0)
-        for state, n in rows:
-            result[JobState(state)] = int(n)
-        return result
-
-    def received(self) -> int:
-        """Jobs ever received, counted apart from the rows: a vanished row breaks conservation."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT value FROM counters WHERE name = 'received'"
-            ).fetchone()
-        return int(row[0])

@@ -12,7 +12,14 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 CONFIG_NAME = "dmp-bridge.toml"
 
@@ -33,6 +40,7 @@ class BridgeSection(_Section):
     data_dir: Path = Path("donnees")
     source_id: Annotated[str, Field(pattern=r"^[0-2](\.(0|[1-9][0-9]*))+$", max_length=64)]
     environment: Literal["simulateur", "production"] = "simulateur"
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 90
 
 
 class IntakeSection(_Section):
@@ -49,6 +57,18 @@ class DmpSection(_Section):
     timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 60.0
     max_rate_per_second: Annotated[float, Field(gt=0, le=5)] = 4.0
     lifetime_days: Annotated[int, Field(ge=1, le=365)] = 14
+    retry_first_seconds: Annotated[float, Field(ge=1, le=3600)] = 30.0
+    retry_max_seconds: Annotated[float, Field(ge=1, le=86400)] = 3600.0
+    retry_max_attempts: Annotated[int, Field(ge=1, le=1000)] = 48
+    lot_max_documents: Annotated[int, Field(ge=1, le=50)] = 10
+
+    @model_validator(mode="after")
+    def _retry_bounds(self) -> DmpSection:
+        if self.retry_max_seconds < self.retry_first_seconds:
+            raise ValueError(
+                "dmp.retry_max_seconds doit être supérieur ou égal à dmp.retry_first_seconds"
+            )
+        return self
 
 
 class CredentialsSection(_Section):
@@ -138,6 +158,11 @@ _HINTS = {
     "logging.level": "debug, info, warning ou error",
     "credentials.mode": "« etablissement » (certificats logiciels de la structure)",
     "bridge.environment": "« simulateur » ou « production »",
+    "bridge.retention_days": "un nombre de jours entre 1 et 3650 (90 par défaut)",
+    "dmp.retry_first_seconds": "un délai en secondes entre 1 et 3600 (30 par défaut)",
+    "dmp.retry_max_seconds": "un délai en secondes entre 1 et 86400 (3600 par défaut)",
+    "dmp.retry_max_attempts": "un nombre de tentatives entre 1 et 1000 (48 par défaut)",
+    "dmp.lot_max_documents": "entre 1 (pas de lot) et 50 (10 par défaut)",
     "matrix.region": "le nom d'une matrice régionale livrée (par exemple « bretagne »)",
 }
 
@@ -147,6 +172,8 @@ def _explain(exc: ValidationError, source: Path) -> str:
     for error in exc.errors()[:10]:
         key = ".".join(str(p) for p in error["loc"])
         fix = _FIXES.get(error["type"], "valeur invalide")
+        if error["type"] == "value_error":  # our own checks say what is wrong, in French
+            fix = str(error.get("ctx", {}).get("error", fix))
         hint = _HINTS.get(key)
         given = error.get("input")
         shown = (
@@ -198,6 +225,10 @@ source_id = "{source_id}"
 # « simulateur » : les documents vont au simulateur du DMP intégré (aucun envoi réel).
 # « production » : le vrai DMP ; les INS de test y sont alors refusés.
 environment = "simulateur"
+# Le contenu des documents enregistrés dans le DMP est effacé de la file après ce nombre de
+# jours (leur historique et leurs empreintes sont gardés). 90 jours permettent de répondre
+# aux questions du cabinet sur un envoi récent, sans garder de données de santé plus longtemps.
+retention_days = 90
 
 [intake]
 # Dossier où le logiciel du cabinet dépose NOM.pdf et sa fiche NOM.json.
@@ -219,6 +250,17 @@ max_rate_per_second = 4.0
 # Un document toujours pas enregistré après ce nombre de jours est abandonné (état « refusé »,
 # renvoyable avec « dmp-bridge replay ») et signalé ; il n'est jamais effacé.
 lifetime_days = 14
+# Nouveaux essais après une panne passagère : premier essai après retry_first_seconds
+# (absorbe un redémarrage du DMP ou une coupure réseau), puis délai doublé à chaque fois
+# jusqu'à retry_max_seconds (une longue panne ne provoque pas de rafale d'envois à son retour),
+# au plus retry_max_attempts tentatives (48 au plafond d'une heure ≈ deux jours), après quoi
+# le document attend une personne (état « refusé », renvoyable).
+retry_first_seconds = 30.0
+retry_max_seconds = 3600.0
+retry_max_attempts = 48
+# Documents d'un même patient et d'un même auteur prêts ensemble : envoyés en un seul lot
+# (une seule signature), au plus ce nombre par lot. 1 : chaque document est envoyé seul.
+lot_max_documents = 10
 
 [credentials]
 # « etablissement » : certificats logiciels de la structure (mode d'authentification indirect).

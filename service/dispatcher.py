@@ -1,13 +1,16 @@
-"""The dispatcher: takes queued jobs one by one, packages them once, submits them, and records
-the outcome. Decisions (what an answer means, when to retry) come from the core; this module only
+"""The dispatcher: takes queued jobs, packages them once (alone, or in a lot with the other ready
+documents of the same patient and author: `service.lot_assembly`), submits them, and records the
+outcome. Decisions (what an answer means, when to retry) come from the core; this module only
 sequences I/O: store → credentials → DMP → store.
 
 Durability walk-through (what happens if the process dies right here):
-- before `mark_sent`: the job is ACTIVE and unsent; at restart it goes back to QUEUED and is sent
-  with the same stored package (same uniqueIds);
-- after `mark_sent`: the request may have reached the DMP; at restart the job is AMBIGUOUS and
-  the DMP is asked (ITI-18 by uniqueId) before anything is resent;
-- after the final `transition`: the outcome is durable.
+- before `mark_sent`: the jobs are ACTIVE and unsent; at restart they go back to QUEUED and are
+  sent with the same stored package (same uniqueIds, same bytes; the jobs of a lot share them,
+  and whichever is taken first takes the others along: `Store.claim_related`);
+- after `mark_sent` (one per job of the lot, all before the request leaves): the request may
+  have reached the DMP; at restart each job is AMBIGUOUS and the DMP is asked (ITI-18 by the
+  job's own uniqueId) before anything is resent (`service.ambiguity`);
+- after the final `transition` of each job: its outcome is durable.
 """
 
 from __future__ import annotations
@@ -21,33 +24,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
-from lxml import etree
 
-from bridge.classify import resolve
 from bridge.credentials_port import Credentials
 from bridge.dmp_answer import UNKNOWN_CODE_PREFIX, Decision, decide, parse_answer, transport_failure
 from bridge.dmp_error_table import ErrorClass
-from bridge.domain import DocumentCodes
-from bridge.ebrim import sha1_hex
-from bridge.errors import BridgeError, HeldForPerson, IdentityRejected
-from bridge.identity_gate import PatientRegistry, Target, check_identity, check_not_opposed
+from bridge.errors import BridgeError
 from bridge.jobs import Job, JobState
-from bridge.packaging import MintedIds, Package, build_package
 from bridge.retry import RetryPolicy
-from bridge.sidecar import DocumentRequest, parse_sidecar
-from bridge.soap import (
-    ACTION_ITI41,
-    HttpRequestBody,
-    mtom,
-)
-from bridge.store_port import CorruptPayload, Store
+from bridge.sidecar import DocumentRequest
+from bridge.soap import ACTION_ITI41, HttpRequestBody, mtom
+from bridge.store_port import Store
 from bridge.td02 import DmpState
 from bridge.vihf import ClockSkew, Software
 from connectors.dmp_client import DmpClient, TransportError
 from connectors.dmp_envelope import signed_envelope
 from connectors.dmp_transactions import DmpTransactions
-from mappings.matrix import Matrix
-from service.labels import RELEASED_BY_USER
+from service.ambiguity import AmbiguityResolver
+from service.gatekeeping import Gatekeeping
+from service.lot_assembly import DEFAULT_LOT_MAX, LotAssembler, Outgoing
+from service.queue_care import QueueCare
+
+__all__ = ["Dispatcher", "Finished", "Gatekeeping"]
 
 log = structlog.get_logger("dmp_bridge.dispatch")
 
@@ -56,26 +53,20 @@ IDLE_POLL_SECONDS = 0.5
 # A document still not in the DMP after this long needs a person: it ends `dead` (kept, listed,
 # replayable), never deleted. Two weeks cover a long outage and a holiday closure of a practice.
 DEFAULT_LIFETIME = dt.timedelta(days=14)
-SWEEP_EVERY = dt.timedelta(minutes=1)
 # After an environment error (certificate, clock, TLS trust), wait this long before trying
 # again: every job would fail the same way, and the DMP must not be hammered meanwhile.
 ENVIRONMENT_PAUSE = dt.timedelta(seconds=60)
 RESOLVE_AGAIN_AFTER = dt.timedelta(seconds=30)
+# A document the open credentials may not send (another structure's) looks again this often;
+# it also goes at once when the credentials change (`replace_credentials`).
+CREDENTIALS_WAIT = dt.timedelta(minutes=10)
+AWAITING_CREDENTIALS = "AWAITING_CREDENTIALS"
 # Answers about the patient's DMP itself, which a TD0.2 existence test can explain.
 PATIENT_STATE_CODES = frozenset({"XDSUnknownPatientId", "DMP_DOSSIER_FERME"})
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-@dataclass(frozen=True)
-class Gatekeeping:
-    """What decides whether a document may go: the matrix, the target, the patient registry."""
-
-    matrix: Matrix
-    target: Target = Target.SIMULATOR
-    registry: PatientRegistry | None = None
 
 
 @dataclass(frozen=True)
@@ -101,24 +92,32 @@ class Dispatcher:
         retry: RetryPolicy | None = None,
         lifetime: dt.timedelta = DEFAULT_LIFETIME,
         on_finished: Callable[[Finished], None] | None = None,
+        lot_max: int = DEFAULT_LOT_MAX,
+        care: QueueCare | None = None,
     ) -> None:
         self._store = store
         self._client = client
-        self._credentials = credentials
         self._source_id = source_id
         self._software = software
-        self._gate = gate
-        self._transactions = DmpTransactions(client, credentials, software=software,
-                                             source_id=source_id)
+        self._credentials = credentials
+        self._transactions = self._new_transactions()
         self._retry = retry or RetryPolicy()
         self._on_finished = on_finished
         self._wake = asyncio.Event()
         self._random = random.SystemRandom()
         self._stopping = False
-        self._lifetime = lifetime
-        self._next_sweep = _now()
+        self._care = care or QueueCare(store, lifetime=lifetime)
+        self._lots = LotAssembler(store, gate, source_id=source_id, lot_max=lot_max,
+                                  lease=LEASE, credentials=lambda: self._credentials)
+        self._ambiguity = AmbiguityResolver(store, self._lots, lambda: self._transactions,
+                                            lease=LEASE)
+        self._credentials_changed = False
         self.paused_until: dt.datetime | None = None
         self.pause_reason: str | None = None  # French, for the status and the dashboard
+
+    def _new_transactions(self) -> DmpTransactions:
+        return DmpTransactions(self._client, self._credentials, software=self._software,
+                               source_id=self._source_id)
 
     def wake(self) -> None:
         """A job was just queued: look now rather than at the next poll."""
@@ -129,6 +128,14 @@ class Dispatcher:
         self.paused_until = None
         self.pause_reason = None
         self._wake.set()
+
+    def replace_credentials(self, credentials: Credentials) -> None:
+        """Other credentials were opened (a card inserted, new certificates): the documents
+        that waited for them are tried again at once."""
+        self._credentials = credentials
+        self._transactions = self._new_transactions()
+        self._credentials_changed = True
+        self.resume()
 
     def _pause(self, decision: Decision) -> None:
         if self.pause_reason != decision.message_fr:
@@ -152,48 +159,57 @@ class Dispatcher:
                     await asyncio.wait_for(self._wake.wait(), timeout=IDLE_POLL_SECONDS)
 
     async def run_once(self) -> bool:
-        """Resolve ambiguous jobs, then process one job; False when there was nothing to do."""
+        """Resolve ambiguous jobs, then process one job (or lot); False when nothing was done."""
         now = _now()
         if self.paused_until is not None:
             if now < self.paused_until:
                 return False
             log.info("dispatch_resuming")
             self.paused_until = None
-        if now >= self._next_sweep:
-            self._next_sweep = now + SWEEP_EVERY
-            await self._expire(now)
+        await self._care.sweep(now)
         for ambiguous in await asyncio.to_thread(self._store.list_jobs, JobState.AMBIGUOUS, 10):
             # A fresh ambiguity is asked about at once; one that could not be resolved waits a
             # while, so an unreachable DMP is not flooded with queries.
             if ambiguous.last_error_code != "DMP_NO_ANSWER" or (
                 now - ambiguous.updated_at >= RESOLVE_AGAIN_AFTER
             ):
-                await self._resolve(ambiguous)
+                await self._ambiguity.resolve(ambiguous, self._finish_resolved)
+        if self._credentials_changed:
+            self._credentials_changed = False
+            if await self._retry_waiting_for_credentials():
+                return True
         job = await asyncio.to_thread(self._store.claim, now, LEASE)
         if job is None:
             return False
         await self._process(job)
         return True
 
-    async def _expire(self, now: dt.datetime) -> None:
-        """Jobs waiting past their lifetime end `dead`, with an alert; ambiguous ones are left
-        alone: they may be in the DMP, and only asking it can tell."""
-        for state in (JobState.QUEUED, JobState.DEFERRED):
-            for job in await asyncio.to_thread(self._store.list_jobs, state, 100_000):
-                if now - job.received_at < self._lifetime:
-                    continue
-                days = self._lifetime.days
-                await asyncio.to_thread(
-                    self._store.transition, job.id, JobState.DEAD, code="LIFETIME_EXPIRED",
-                    message_fr=f"Document toujours pas enregistré dans le DMP après {days} jours"
-                    " : envoi abandonné. Vérifiez la cause indiquée plus haut dans son "
-                    "historique, puis renvoyez-le (dmp-bridge replay).", now=now)
-                log.error("job_lifetime_expired", job_id=job.id, alert=True)
+    async def _retry_waiting_for_credentials(self) -> bool:
+        worked = False
+        for job in await asyncio.to_thread(self._store.list_jobs, JobState.DEFERRED, 100_000):
+            if job.last_error_code != AWAITING_CREDENTIALS:
+                continue
+            try:
+                active = await asyncio.to_thread(
+                    self._store.transition, job.id, JobState.ACTIVE, code="CREDENTIALS_CHANGED",
+                    message_fr="Nouveaux identifiants ouverts : nouvel essai.", now=_now(),
+                    lease=LEASE)
+            except BridgeError:
+                continue  # another worker took it
+            await self._process(active)
+            worked = True
+        return worked
 
-    # -- one job ---------------------------------------------------------------------------
-    async def _finish(self, job: Job, decision: Decision, *, attempt: bool) -> None:
+    # -- outcomes ----------------------------------------------------------------------------
+    async def _finish_resolved(self, job: Job, decision: Decision) -> None:
+        await self._finish([job], decision, attempt=False)
+
+    async def _finish(self, jobs: list[Job], decision: Decision, *, attempt: bool) -> None:
+        """Record one decision for every job of a send (a lot shares its fate)."""
+        if not jobs:
+            return
         if decision.error_class is ErrorClass.ENVIRONMENT:
-            attempt = False  # nothing is wrong with the document: no attempt is used up
+            attempt = False  # nothing is wrong with the documents: no attempt is used up
             self._pause(decision)
         if decision.code.startswith(UNKNOWN_CODE_PREFIX):
             log.error("dmp_unknown_error_code", code=decision.code, alert=True)
@@ -201,140 +217,118 @@ class Dispatcher:
         state = decision.state
         message = decision.message_fr
         if state is JobState.DEFERRED:
-            if self._retry.exhausted(job.attempts + 1):
+            attempts = max(job.attempts for job in jobs) + (1 if attempt else 0)
+            if attempt and self._retry.exhausted(attempts):
                 state = JobState.DEAD
                 message = (
-                    f"{message} Abandon après {job.attempts + 1} tentatives : vérifiez "
+                    f"{message} Abandon après {attempts} tentatives : vérifiez "
                     "la connexion au DMP, puis relancez l'envoi depuis le tableau de bord."
                 )
             else:
-                next_at = _now() + self._retry.delay(job.attempts + 1, self._random.random())
-        updated = await asyncio.to_thread(
-            self._store.transition,
-            job.id,
-            state,
-            code=decision.code,
-            message_fr=message,
-            now=_now(),
-            next_attempt_at=next_at,
-            count_attempt=attempt,
-        )
-        log.info(
-            "job_finished",
-            job_id=job.id,
-            state=state.value,
-            code=decision.code,
-            error_class=decision.error_class.value if decision.error_class else None,
-        )
-        if self._on_finished is not None:
-            self._on_finished(
-                Finished(updated, Decision(decision.error_class, state, decision.code, message))
-            )
+                # One time for the whole lot: its jobs are taken again together.
+                next_at = _now() + self._retry.delay(max(attempts, 1), self._random.random())
+        for job in jobs:
+            updated = await asyncio.to_thread(
+                self._store.transition, job.id, state, code=decision.code, message_fr=message,
+                now=_now(), next_attempt_at=next_at, count_attempt=attempt)
+            log.info("job_finished", job_id=job.id, state=state.value, code=decision.code,
+                     error_class=decision.error_class.value if decision.error_class else None,
+                     lot_size=len(jobs))
+            if self._on_finished is not None:
+                self._on_finished(
+                    Finished(updated, Decision(decision.error_class, state, decision.code,
+                                               message)))
 
-    async def _request(self, job: Job) -> DocumentRequest:
-        metadata = await asyncio.to_thread(self._store.metadata, job.id)
-        return parse_sidecar(metadata, file_name=job.source_ref)
+    async def _wait_for_credentials(self, job: Job, request: DocumentRequest) -> None:
+        """The open credentials may not send for this author: wait, using no attempt."""
+        author = request.author
+        await asyncio.to_thread(
+            self._store.transition, job.id, JobState.DEFERRED, code=AWAITING_CREDENTIALS,
+            message_fr=(
+                f"Document en attente des identifiants de la structure {author.structure_id} "
+                f"(auteur RPPS {author.rpps}) : les certificats ouverts ne permettent pas "
+                "d'envoyer pour cet auteur. Il partira dès que les bons identifiants seront "
+                "ouverts ; aucune tentative n'est comptée."),
+            now=_now(), next_attempt_at=_now() + CREDENTIALS_WAIT, count_attempt=False)
+        log.warning("job_awaiting_credentials", job_id=job.id)
 
-    async def _admit(self, job: Job, request: DocumentRequest) -> DocumentCodes:
-        """The checks that decide whether this document may go now (run before every attempt:
-        an opposition recorded since the last one must stop it)."""
-        check_identity(request.patient, target=self._gate.target)
-        if self._gate.registry is not None:
-            record = await asyncio.to_thread(self._gate.registry.get, request.patient.ins.matricule)
-            check_not_opposed(record)
-        resolution = resolve(self._gate.matrix, request.author, kind=request.kind,
-                             source_confirm=request.confirm_with_patient)
-        holds = list(resolution.holds)
-        if any(h.code == "CONFIRM_WITH_PATIENT" for h in holds):
-            events = await asyncio.to_thread(self._store.events, job.id)
-            if any(event.code == RELEASED_BY_USER for event in events):
-                holds = [h for h in holds if h.code != "CONFIRM_WITH_PATIENT"]
-        if holds:
-            raise HeldForPerson(" ".join(h.message_fr for h in holds), code=holds[0].code)
-        return resolution.codes
+    async def _split(self, jobs: list[Job], submission_id: str, reason: str, *,
+                     attempt: bool = False) -> None:
+        """Send the documents of a lot again one by one.
 
-    async def _package(self, job: Job, request: DocumentRequest, codes: DocumentCodes) -> Package:
-        stored = await asyncio.to_thread(self._store.package, job.id)
-        if stored is None:
-            pdf = await asyncio.to_thread(self._store.payload, job.id)
-            built = build_package(
-                request,
-                pdf,
-                codes=codes,
-                ids=MintedIds.fresh(),
-                now=_now(),
-                source_id=self._source_id,
-                certificate=self._credentials.signing_certificate,
-                sign=self._credentials.sign,
-            )
+        Compatible with "the same bytes are resent" (DESIGN.md §4) because nothing of this lot
+        is in the DMP (it registers a lot atomically, and it refused this one, or it was never
+        accepted): each document keeps its uniqueId and its CDA bytes (rebuilt identically from
+        the same inputs and id), only the submission set around it is new. A job that was in a
+        lot is never grouped again (it has a document uniqueId), so this happens once.
+        """
+        for job in jobs:
+            await asyncio.to_thread(self._store.discard_refused_package, job.id, submission_id,
+                                    now=_now())
             await asyncio.to_thread(
-                self._store.save_package,
-                job.id,
-                built.document_unique_id,
-                built.submission_unique_id,
-                built.to_bytes(),
-            )
-            # Read back: if a package already existed, the first one is the one we send.
-            stored = await asyncio.to_thread(self._store.package, job.id)
-            assert stored is not None
-        return Package.from_bytes(stored)
+                self._store.transition, job.id, JobState.QUEUED, code="LOT_SPLIT",
+                message_fr=f"{reason} Le document repart seul, avec le même identifiant et le "
+                "même contenu.", now=_now(), count_attempt=attempt)
+        log.warning("lot_split", jobs=len(jobs))
 
-    def _signed_envelope(
-        self, request: DocumentRequest, service: str, action: str, body: etree._Element
-    ) -> etree._Element:
-        """Raises ClockSkew (environment) or VihfRefused before anything is signed."""
-        return signed_envelope(self._credentials, self._software, author=request.author,
-                               patient=request.patient.ins, action=action,
-                               to=self._client.url(service), body=body, now=_now())
+    # -- one send ----------------------------------------------------------------------------
+    async def _process(self, leader: Job) -> None:
+        assembly = await self._lots.assemble(leader)
+        lot = assembly.split_submission_id
+        if lot is not None:
+            # While they are still leased: a stopped job keeps no lot bytes either (released
+            # later, it goes alone with its own uniqueId).
+            for job, _ in assembly.stopped:
+                await asyncio.to_thread(self._store.discard_refused_package, job.id, lot,
+                                        now=_now())
+        for job, decision in assembly.stopped:
+            await self._finish([job], decision, attempt=False)
+        for job, request in assembly.waiting:
+            await self._wait_for_credentials(job, request)
+        if lot is not None and assembly.split:
+            await self._split(assembly.split, lot,
+                              "Un autre document de son lot ne peut pas partir maintenant.")
+        if assembly.outgoing is not None:
+            await self._submit(assembly.outgoing)
 
-    async def _process(self, job: Job) -> None:
+    async def _submit(self, outgoing: Outgoing) -> None:
+        request, package, jobs = outgoing.request, outgoing.package, outgoing.jobs
         try:
-            request = await self._request(job)
-            codes = await self._admit(job, request)
-            package = await self._package(job, request, codes)
-        except CorruptPayload as exc:
-            await self._finish(
-                job, Decision(None, JobState.CORRUPT, exc.code, exc.message_fr), attempt=False
-            )
-            return
-        except (IdentityRejected, HeldForPerson) as exc:
-            await self._finish(
-                job,
-                Decision(ErrorClass.PERMANENT, JobState.HELD, exc.code, exc.message_fr),
-                attempt=False,
-            )
-            return
-        except BridgeError as exc:
-            await self._finish(
-                job,
-                Decision(ErrorClass.PERMANENT, JobState.DEAD, exc.code, exc.message_fr),
-                attempt=False,
-            )
-            return
-        try:
-            envelope = self._signed_envelope(request, "repository", ACTION_ITI41, package.body)
+            envelope = signed_envelope(
+                self._credentials, self._software, author=request.author,
+                patient=request.patient.ins, action=ACTION_ITI41,
+                to=self._client.url("repository"), body=package.body, now=_now())
         except ClockSkew as exc:
-            await self._finish(job, Decision(ErrorClass.ENVIRONMENT, JobState.QUEUED, exc.code,
-                                             exc.message_fr), attempt=False)
+            await self._finish(jobs, Decision(ErrorClass.ENVIRONMENT, JobState.QUEUED, exc.code,
+                                              exc.message_fr), attempt=False)
             return
         except BridgeError as exc:
-            await self._finish(job, Decision(ErrorClass.PERMANENT, JobState.DEAD, exc.code,
-                                             exc.message_fr), attempt=False)
+            await self._finish(jobs, Decision(ErrorClass.PERMANENT, JobState.DEAD, exc.code,
+                                              exc.message_fr), attempt=False)
             return
-        http = mtom(
-            envelope,
-            ACTION_ITI41,
-            boundary=f"MIMEBoundary_{uuid.uuid4().hex}",
-            root_id=f"root-{uuid.uuid4()}@dmp-bridge",
-            parts=package.parts,
-        )
-        await asyncio.to_thread(self._store.mark_sent, job.id)
+        http = mtom(envelope, ACTION_ITI41, boundary=f"MIMEBoundary_{uuid.uuid4().hex}",
+                    root_id=f"root-{uuid.uuid4()}@dmp-bridge", parts=package.parts)
+        for job in jobs:
+            await asyncio.to_thread(self._store.mark_sent, job.id)
         decision = await self._send(http)
         if decision.state is JobState.AMBIGUOUS:
-            decision = await self._ask_dmp(request, package) or decision
+            # Each job is asked about by its own uniqueId (a lot is registered atomically, so
+            # they agree; but none relies on another's answer).
+            for member, document_id in zip(outgoing.members, outgoing.document_ids, strict=True):
+                own = await self._ambiguity.ask(member.request, package, document_id)
+                await self._finish([member.job], own or decision, attempt=True)
+            return
         if decision.code in PATIENT_STATE_CODES:
             decision = await self._explain_patient_state(request, decision)
-        await self._finish(job, decision, attempt=True)
+        if decision.state is JobState.DEAD and len(package.document_unique_ids) > 1:
+            # A permanent refusal of a lot may be caused by one document only: the others must
+            # not die with it. The attempt counts; each document then goes alone once.
+            log.warning("lot_refused", code=decision.code, jobs=len(jobs))
+            await self._split(jobs, package.submission_unique_id,
+                              f"Le DMP a refusé en bloc le lot de {len(jobs)} documents "
+                              f"({decision.code} : {decision.message_fr}).", attempt=True)
+            return
+        await self._finish(jobs, decision, attempt=True)
 
     async def _explain_patient_state(self, request: DocumentRequest,
                                      decision: Decision) -> Decision:
@@ -353,64 +347,3 @@ class Dispatcher:
         except TransportError as exc:
             return transport_failure(exc.maybe_delivered, exc.detail, tls=exc.tls)
         return decide(parse_answer(answer.status, answer.content_type, answer.body))
-
-    # -- ambiguous outcomes ----------------------------------------------------------------
-    async def _ask_dmp(self, request: DocumentRequest, package: Package) -> Decision | None:
-        """Does the DMP hold our document, with our bytes? None when it cannot be told now."""
-        try:
-            entry = await self._transactions.find_entry(
-                request.patient.ins, package.document_unique_id, author=request.author)
-        except (BridgeError, TransportError):
-            return None  # the DMP could not answer (or the clock is wrong): still unknown
-        if entry is None:
-            # Not there: the request never reached the registry; resend the same bytes.
-            return Decision(ErrorClass.TRANSIENT, JobState.DEFERRED, "DMP_NOT_RECEIVED",
-                            "Le DMP n'a pas reçu le document ; nouvel envoi automatique.")
-        # A lot of several documents is registered atomically: the first one tells for all.
-        expected = [sha1_hex(data) for cid, data in package.parts if cid.startswith("doc-")]
-        if entry.hash in expected:
-            return Decision(None, JobState.DONE, "DMP_OK_CONFIRMED",
-                            "Document enregistré dans le DMP (confirmé par une recherche).")
-        return Decision(ErrorClass.PERMANENT, JobState.DEAD, "DMP_UNIQUEID_CONFLICT",
-                        "Le DMP contient déjà un autre document avec le même identifiant. "
-                        "Contactez le support de dmp-bridge.")
-
-    async def _resolve(self, job: Job) -> None:
-        try:
-            active = await asyncio.to_thread(
-                self._store.transition,
-                job.id,
-                JobState.ACTIVE,
-                code="RESOLVING",
-                message_fr="Vérification auprès du DMP.",
-                now=_now(),
-                lease=LEASE,
-            )
-        except BridgeError:
-            return  # another worker took it
-        try:
-            request = await self._request(active)
-            stored = await asyncio.to_thread(self._store.package, active.id)
-        except CorruptPayload as exc:
-            await self._finish(active, Decision(None, JobState.CORRUPT, exc.code, exc.message_fr),
-                               attempt=False)
-            return
-        except BridgeError as exc:
-            await self._finish(active, Decision(ErrorClass.PERMANENT, JobState.DEAD, exc.code,
-                                                exc.message_fr), attempt=False)
-            return
-        if stored is None:
-            # Nothing was ever packaged, so nothing can have been sent: process it normally.
-            await self._finish(active, Decision(None, JobState.QUEUED, "NEVER_SENT",
-                                                "Jamais envoyé : remis dans la file."),
-                               attempt=False)
-            return
-        decision = await self._ask_dmp(request, Package.from_bytes(stored))
-        if decision is None:
-            decision = Decision(
-                ErrorClass.AMBIGUOUS,
-                JobState.AMBIGUOUS,
-                "DMP_NO_ANSWER",
-                "Vérification auprès du DMP impossible pour l'instant ; nouvel essai automatique.",
-            )
-        await self._finish(active, decision, attempt=False)

@@ -19,6 +19,8 @@ import structlog
 from bridge.errors import BridgeError
 from bridge.identity_gate import Target
 from bridge.jobs import Intake, Job
+from bridge.lot_keys import with_lot_keys
+from bridge.retry import RetryPolicy
 from bridge.sidecar import parse_sidecar
 from bridge.vihf import Software
 from connectors.dmp_client import DmpClient
@@ -29,6 +31,7 @@ from connectors.sqlite_store import SqliteStore
 from service.config import BridgeConfig, ConfigError
 from service.dispatcher import Dispatcher, Finished, Gatekeeping
 from service.matrix_loading import matrix_from_config
+from service.queue_care import QueueCare
 from service.simulator.config import SimulatorConfig
 from service.simulator.server import RunningSimulator, start_simulator
 
@@ -60,6 +63,14 @@ class Bridge:
     intake: FolderIntake
     simulator: RunningSimulator | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def retry_policy(config: BridgeConfig) -> RetryPolicy:
+    return RetryPolicy(
+        first_delay=dt.timedelta(seconds=config.dmp.retry_first_seconds),
+        max_delay=dt.timedelta(seconds=config.dmp.retry_max_seconds),
+        max_attempts=config.dmp.retry_max_attempts,
+    )
 
 
 def simulator_config(config: BridgeConfig) -> SimulatorConfig:
@@ -117,6 +128,10 @@ async def run_bridge(
             gate=Gatekeeping(matrix, Target(config.bridge.environment), registry),
             lifetime=dt.timedelta(days=config.dmp.lifetime_days),
             on_finished=hooks.on_finished,
+            retry=retry_policy(config),
+            lot_max=config.dmp.lot_max_documents,
+            care=QueueCare(store, lifetime=dt.timedelta(days=config.dmp.lifetime_days),
+                           retention=dt.timedelta(days=config.bridge.retention_days)),
         )
 
         async def enqueue(intake: Intake) -> tuple[Job, bool]:
@@ -124,7 +139,8 @@ async def run_bridge(
             # it at once, and an opposition stated with this very document must already count
             # (for it and for every document already waiting).
             await asyncio.to_thread(record_patient_choices, registry, intake)
-            result = await asyncio.to_thread(store.enqueue, intake)
+            # With its patient and author keys, so it can join a lot of the same patient.
+            result = await asyncio.to_thread(store.enqueue, with_lot_keys(intake))
             dispatcher.wake()
             return result
 

@@ -84,7 +84,11 @@ CONTENT_TYPE_CABINET = Coded("SA07", "Cabinet individuel", OID_SECTOR)
 
 
 def make_author(**overrides: Any) -> Author:
-    """A liberal nurse (RPPS 10101010101) in her individual practice."""
+    """A liberal nurse (RPPS 10101010101) in her individual practice.
+
+    Her structure is the one of the test PKI's establishment certificates (`service.test_pki`,
+    OU = Struct_IdNat), so the test credentials may send for her (`may_send_as`).
+    """
     author = Author(
         rpps="10101010101",
         family_name="SOIGNANTE",
@@ -92,7 +96,7 @@ def make_author(**overrides: Any) -> Author:
         profession_code="60",
         specialty_code=NURSE_SPECIALTY.code,
         specialty_display=NURSE_SPECIALTY.display,
-        structure_id="410101010101001",
+        structure_id="499700366240007",
         structure_name="Cabinet infirmier Soignante",
         sector_code="SA07",
     )
@@ -228,7 +232,7 @@ def make_sidecar_dict() -> dict[str, Any]:
             "given_name": "Hélène",
             "profession": "60",
             "specialty": None,
-            "structure_id": "410101010101001",
+            "structure_id": "499700366240007",
             "structure_name": "Cabinet infirmier Soignante",
             "sector": "SA07",
         },

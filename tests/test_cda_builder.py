@@ -161,7 +161,7 @@ def test_author_is_the_professional_with_rpps_specialty_and_structure() -> None:
     organization = f"{assigned}/hl7:representedOrganization"
     assert _attrs(root, f"{organization}/hl7:id") == {
         "root": "1.2.250.1.71.4.2.2",
-        "extension": "410101010101001",
+        "extension": "499700366240007",
     }
     assert _one(root, f"{organization}/hl7:name").text == "Cabinet infirmier Soignante"
 
@@ -174,7 +174,7 @@ def test_custodian_is_the_author_structure_by_default() -> None:
     )
     assert _attrs(root, f"{organization}/hl7:id") == {
         "root": "1.2.250.1.71.4.2.2",
-        "extension": "410101010101001",
+        "extension": "499700366240007",
     }
     assert _one(root, f"{organization}/hl7:name").text == "Cabinet infirmier Soignante"
 

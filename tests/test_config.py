@@ -151,3 +151,23 @@ def test_the_cli_prints_the_french_error_on_stderr_and_exits_2(
     assert err.startswith("dmp-bridge : La configuration")
     assert "clé « dmp.max_rate_per_second »" in err
     assert WHAT_TO_DO in err
+
+
+def test_retry_bounds_retention_and_lot_size_are_configurable(tmp_path: Path) -> None:
+    from service.runner import retry_policy
+
+    config = load_config(write_config(tmp_path, default_config_text(SOURCE_ID)))
+    assert (config.dmp.retry_first_seconds, config.dmp.retry_max_seconds,
+            config.dmp.retry_max_attempts, config.dmp.lot_max_documents) == (30.0, 3600.0, 48, 10)
+    assert config.bridge.retention_days == 90
+    policy = retry_policy(load_config(config_with(
+        tmp_path / "b", "retry_max_attempts = 48", "retry_max_attempts = 5")))
+    assert (policy.first_delay.total_seconds(), policy.max_delay.total_seconds(),
+            policy.max_attempts) == (30.0, 3600.0, 5)
+
+
+def test_a_retry_ceiling_below_the_first_delay_is_refused_in_french(tmp_path: Path) -> None:
+    message = config_error(config_with(tmp_path, "retry_max_seconds = 3600.0",
+                                       "retry_max_seconds = 10.0"))
+    assert "dmp.retry_max_seconds doit être supérieur ou égal à dmp.retry_first_seconds" in message
+    assert WHAT_TO_DO in message

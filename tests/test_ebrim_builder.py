@@ -160,7 +160,7 @@ def test_submission_set_author_slots() -> None:
     assert author.get("classifiedObject") == "SubmissionSet01"
     assert _slot(author, "authorPerson") == [NURSE_XCN]
     assert _slot(author, "authorInstitution") == [
-        "Cabinet infirmier Soignante^^^^^&1.2.250.1.71.4.2.2&ISO^IDNST^^^410101010101001"
+        "Cabinet infirmier Soignante^^^^^&1.2.250.1.71.4.2.2&ISO^IDNST^^^499700366240007"
     ]
     assert _slot(author, "authorRole") == ["Infirmier"]
     assert _slot(author, "authorSpecialty") == ["G15_60^Infirmier^1.2.250.1.213.1.1.4.5"]

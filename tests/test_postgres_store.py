@@ -22,6 +22,7 @@ from bridge.jobs import Job, JobState
 from bridge.store_port import StoreError
 from connectors.postgres_store import PostgresStore
 from tests.store_contract import EXPIRED, LEASE, T0, StoreContract, intake
+from tests.store_contract_lots import LotStoreContract
 
 DSN = os.environ.get("DMP_BRIDGE_TEST_PG_DSN", "")
 
@@ -89,7 +90,7 @@ def backdoor(schema: str) -> PgBackdoor:
     return PgBackdoor(schema)
 
 
-class TestPostgresStoreContract(StoreContract):
+class TestPostgresStoreContract(StoreContract, LotStoreContract):
     pass
 
 
@@ -133,7 +134,7 @@ def test_first_starts_at_once_create_the_schema_once(schema: str, open_store: Op
     assert errors == []
     assert len(stores) == 4
     with connect(schema) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
         assert conn.execute("SELECT name, value FROM counters").fetchall() == [("received", 0)]
 
 

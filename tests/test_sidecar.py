@@ -58,7 +58,7 @@ def test_a_complete_sidecar_becomes_a_document_request() -> None:
     assert (author.rpps, author.ps_idnat) == ("10101010101", "810101010101")
     assert (author.profession_code, author.specialty_code) == ("60", "G15_60")
     assert author.specialty_display == "Infirmier"
-    assert (author.structure_id, author.sector_code) == ("410101010101001", "SA07")
+    assert (author.structure_id, author.sector_code) == ("499700366240007", "SA07")
 
 
 def test_names_are_upper_cased_and_the_kind_is_kept_as_the_software_wrote_it() -> None:

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from connectors.software_credentials import CredentialsError, SoftwareCredentials
 from service.test_pki import TestPki as Pki
 from service.test_pki import generate_test_pki
+from tests.factories import make_author
 
 STRUCTURE_ID = "499700366240007"
 STRUCTURE_NAME = "CABINET INFIRMIER DEMO"
@@ -79,6 +80,21 @@ def test_sign_is_rsa_sha256_verifiable_with_the_certificate_public_key(pki: Pki)
 
 
 # -- unusable files -----------------------------------------------------------------------------
+
+
+def test_establishment_certificates_send_only_for_their_own_structure(
+        pki: Pki, tmp_path: Path) -> None:
+    creds = credentials(pki)
+    assert creds.structure_ids == {STRUCTURE_ID}
+    assert creds.may_send_as(make_author(structure_id=STRUCTURE_ID))
+    assert not creds.may_send_as(make_author(structure_id="410101010101999"))
+    # TLS identity of one structure, signer of another: it may send for neither.
+    other = generate_test_pki(tmp_path / "autre", structure_id="410101010101999")
+    mixed = SoftwareCredentials(
+        tls_cert=pki.org_auth.cert, tls_key=pki.org_auth.key,
+        sign_cert=other.org_sign.cert, sign_key=other.org_sign.key, server_ca=pki.ca_cert)
+    assert mixed.structure_ids == frozenset()
+    assert not mixed.may_send_as(make_author(structure_id=STRUCTURE_ID))
 
 
 def test_a_key_that_does_not_match_its_certificate_is_refused(pki: Pki) -> None:

@@ -18,8 +18,10 @@ from pathlib import Path
 import pytest
 
 from bridge.jobs import JobState
+from connectors.sqlite_schema import MIGRATIONS
 from connectors.sqlite_store import SqliteStore
 from tests.store_contract import LEASE, T0, StoreContract, intake
+from tests.store_contract_lots import LotStoreContract
 
 
 @pytest.fixture
@@ -70,7 +72,7 @@ def backdoor(db_path: Path) -> SqliteBackdoor:
     return SqliteBackdoor(db_path)
 
 
-class TestSqliteStoreContract(StoreContract):
+class TestSqliteStoreContract(StoreContract, LotStoreContract):
     pass
 
 
@@ -90,7 +92,7 @@ def test_pragmas_and_schema(store: SqliteStore, db_path: Path) -> None:
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
     with raw(db_path) as other:  # WAL is persistent in the file itself
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert other.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert other.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
@@ -112,3 +114,23 @@ def test_recover_takes_back_every_active_job(open_store: Callable[[], SqliteStor
     second = open_store()
     assert second.recover_on_start(T0 + timedelta(seconds=1)) == 1
     assert second.get(job.id).state is JobState.QUEUED  # type: ignore[union-attr]
+
+
+def test_a_version_1_queue_is_migrated_and_keeps_its_jobs(db_path: Path) -> None:
+    """Migration 2 (lot keys, purge) on a file written by the previous version."""
+    db_path.parent.mkdir(parents=True)
+    with raw(db_path) as conn:
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        conn.execute(
+            "INSERT INTO jobs (state, channel, source_ref, idempotency_key, payload_sha256,"
+            " received_at, updated_at) VALUES ('queued', 'folder', 'a.pdf', 'k', 'h',"
+            " '2025-03-04T09:30:00.000000+00:00', '2025-03-04T09:30:00.000000+00:00')")
+    with SqliteStore.open(db_path) as store:
+        [job] = store.list_jobs()
+        assert (job.idempotency_key, job.patient_key, job.purged_at) == ("k", None, None)
+        store.enqueue(intake(2))
+    with raw(db_path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]

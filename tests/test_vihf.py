@@ -136,7 +136,7 @@ def test_the_header_names_the_certificate_the_user_and_the_instant(
         ("Authentification_Mode", "INDIRECTE"),
         ("Ressource_URN", "urn:dmp"),
         (RESOURCE_ID, INS_CX),
-        ("Identifiant_Structure", "410101010101001"),
+        ("Identifiant_Structure", "499700366240007"),
         ("Secteur_Activite", "SA07^1.2.250.1.71.4.2.4"),
         (SUBJECT_ID, "Hélène SOIGNANTE"),
         ("LPS_Nom", "dmp-bridge"),

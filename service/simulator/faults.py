@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -38,7 +39,8 @@ class FaultKind(StrEnum):
 
 @dataclass(frozen=True)
 class InjectedFault:
-    """One fault; `service` (iti41, iti18, iti57, td02) limits it to that transaction."""
+    """One fault; `service` (iti41, iti18, iti57, td02) limits it to that transaction, and
+    `in_part` to the requests one of whose MIME parts contains these bytes (one document)."""
 
     code: str = InventedCode.INJECTION
     message_fr: str = "Erreur injectée par le simulateur."
@@ -46,6 +48,12 @@ class InjectedFault:
     kind: FaultKind = FaultKind.ERREUR
     seconds: float = 0.0
     service: str | None = None
+    in_part: bytes | None = None
+
+    def applies(self, service: str | None, parts: Mapping[str, bytes]) -> bool:
+        if self.service not in (None, service):
+            return False
+        return self.in_part is None or any(self.in_part in data for data in parts.values())
 
 
 class FaultInjector:
@@ -59,10 +67,11 @@ class FaultInjector:
         with self._lock:
             self._queue.extend([fault or InjectedFault()] * times)
 
-    def take(self, service: str | None = None) -> InjectedFault | None:
+    def take(self, service: str | None = None,
+             parts: Mapping[str, bytes] | None = None) -> InjectedFault | None:
         with self._lock:
             for fault in self._queue:
-                if fault.service in (None, service):
+                if fault.applies(service, parts or {}):
                     self._queue.remove(fault)
                     return fault
             return None

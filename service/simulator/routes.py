@@ -92,7 +92,7 @@ async def _serve(request: web.Request, route: str) -> web.StreamResponse:
         return refusal
     tx = state.transactions[soap.wsa("Action") or ""]
     dn = client_dn(request)
-    fault = state.faults.take(tx.service)
+    fault = state.faults.take(tx.service, soap.parts)
     if fault is not None:
         log.info("simulator_fault_injected", kind=str(fault.kind), service=tx.service)
         early = _early(fault, tx, soap)

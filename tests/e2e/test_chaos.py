@@ -93,6 +93,8 @@ def run_chaos(installation: Installation, tmp_path: Path, *, documents: int, kil
     registry = SimulatorStore(installation.config.simulator_db_path)
     try:
         registered = [d for d in registry.documents() if not d.is_signature]
+        sets = len({d.submission_unique_id for d in registered})
+        iti41 = sum(1 for r in registry.requests() if r.service == "iti41")
     finally:
         registry.close()
     per_unique_id = Counter(doc.unique_id for doc in registered)
@@ -101,7 +103,8 @@ def run_chaos(installation: Installation, tmp_path: Path, *, documents: int, kil
     lost = documents - len(titles)
     duplicated = sum(n - 1 for n in titles.values()) + sum(n - 1 for n in per_unique_id.values())
     print(f"\nchaos: documents={documents} kills={kills} lost={lost} duplicated={duplicated} "
-          f"attempts={attempts} received={received} invariant="
+          f"attempts={attempts} iti41={iti41} submission-sets={sets} received={received} "
+          f"invariant="
           f"{'ok' if conservation(counts, received) else 'BROKEN'} states="
           f"{ {s.value: n for s, n in counts.items() if n} }")
     assert lost == 0 and duplicated == 0
