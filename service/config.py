@@ -87,6 +87,13 @@ class SimulatorSection(_Section):
     client_ca: Path = Path("pki/ac-test.pem")
 
 
+class MllpSection(_Section):
+    enabled: bool = False
+    port: Annotated[int, Field(ge=1, le=65535)] = 2575
+    max_message_kb: Annotated[int, Field(ge=16, le=65536)] = 20480
+    idle_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 120.0
+
+
 class MatrixSection(_Section):
     # The regional overlay on top of the national matrix (None: national only).
     region: str | None = "bretagne"
@@ -109,6 +116,7 @@ class BridgeConfig(_Section):
     credentials: CredentialsSection = CredentialsSection()
     simulator: SimulatorSection = SimulatorSection()
     matrix: MatrixSection = MatrixSection()
+    mllp: MllpSection = MllpSection()
     logging: LoggingSection = LoggingSection()
     # Folder of the configuration file: the base of every relative path.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -291,6 +299,14 @@ extra_files = []
 # aliases = ["fiche de passage", "CR de tournée"]
 # [[matrix.disable]]
 # id = "MG-11"
+
+[mllp]
+# Réception de messages HL7 v2 (profil ANS : MDM^T02, ORU^R01 avec un PDF) sur 127.0.0.1.
+# L'accusé de réception AA n'est envoyé qu'une fois le document enregistré dans la file.
+enabled = false
+port = 2575
+max_message_kb = 20480
+idle_timeout_seconds = 120.0
 
 [logging]
 # debug, info, warning ou error. Les journaux ne contiennent jamais de données de santé.

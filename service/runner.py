@@ -25,6 +25,7 @@ from bridge.sidecar import parse_sidecar
 from bridge.vihf import Software
 from connectors.dmp_client import DmpClient
 from connectors.folder_intake import FolderIntake, Outcome
+from connectors.mllp_server import MllpServer, MllpSettings
 from connectors.software_credentials import CredentialsError, SoftwareCredentials
 from connectors.sqlite_patients import SqlitePatientRegistry
 from connectors.sqlite_store import SqliteStore
@@ -157,6 +158,11 @@ async def run_bridge(
             asyncio.create_task(dispatcher.run(), name="dispatcher"),
             asyncio.create_task(intake.run(), name="folder-intake"),
         ]
+        if config.mllp.enabled:
+            mllp = MllpServer(enqueue, MllpSettings(
+                port=config.mllp.port, max_frame_bytes=config.mllp.max_message_kb * 1024,
+                idle_timeout=config.mllp.idle_timeout_seconds), matrix=matrix)
+            bridge.tasks.append(asyncio.create_task(mllp.run(), name="mllp"))
         _install_signal_handlers(stop)
         if hooks.on_ready is not None:
             hooks.on_ready(bridge)
@@ -166,7 +172,8 @@ async def run_bridge(
         # (the whole stop stays under 10 s); a job cut short is ACTIVE in the store and comes
         # back QUEUED or AMBIGUOUS at the next start, so cutting it loses nothing.
         log.info("bridge_stopping")
-        bridge.tasks[1].cancel()
+        for intake_task in bridge.tasks[1:]:  # the channels: take nothing new
+            intake_task.cancel()
         dispatcher.stop_taking_work()
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(bridge.tasks[0]), timeout=GRACE_SECONDS)
