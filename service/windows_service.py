@@ -1,0 +1,87 @@
+"""Running dmp-bridge as a Windows service: the thin, documented path.
+
+Practice PCs mostly run Windows. The service control manager stops a service by calling
+`SvcStop` from ANOTHER thread than the one running asyncio; the only safe way to stop the bridge
+from there is to set its stop event through the loop (`loop.call_soon_threadsafe`), which gives
+exactly the graceful stop of SIGTERM on Linux: no new file taken, the job in hand finishes for a
+few seconds, the store is closed — the whole stop under 10 s (the SCM waits 20 s by default).
+
+This module cannot be exercised on the Linux machines the project is tested on; what it relies
+on — `ThreadSafeStop` and `run_bridge(config, stop=event)` — is tested there
+(tests/test_graceful_stop.py). Registering the service (`dmp-bridge service install`) belongs to
+the operator tooling; with pywin32 installed:
+
+    python -m service.windows_service install   # then: sc start dmp-bridge
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from pathlib import Path
+
+
+class ThreadSafeStop:
+    """A stop request that any thread may make, for a bridge running in another thread."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+        self._requested = threading.Event()
+
+    def bind(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+        """Called from the bridge's loop once it runs; honours a stop asked earlier."""
+        self._loop, self._event = loop, event
+        if self._requested.is_set():
+            loop.call_soon_threadsafe(event.set)
+
+    def request(self) -> None:
+        """From any thread (the SCM's SvcStop, a tray icon, a test)."""
+        self._requested.set()
+        if self._loop is not None and self._event is not None:
+            self._loop.call_soon_threadsafe(self._event.set)
+
+
+def run_until_stopped(config_path: Path, stop: ThreadSafeStop) -> None:
+    """Run the bridge in this thread until `stop.request()` is called from another one."""
+    from service.config import load_config
+    from service.logs import configure_logging
+    from service.runner import run_bridge
+
+    config = load_config(config_path)
+    configure_logging(config.log_path, config.logging.level, stderr=False)
+
+    async def main() -> None:
+        event = asyncio.Event()
+        stop.bind(asyncio.get_running_loop(), event)
+        await run_bridge(config, stop=event)
+
+    asyncio.run(main())
+
+
+if sys.platform == "win32":  # pragma: no cover - Windows only, see the module docstring
+    import servicemanager  # type: ignore[import-not-found]
+    import win32service  # type: ignore[import-not-found]
+    import win32serviceutil  # type: ignore[import-not-found]
+
+    class DmpBridgeService(win32serviceutil.ServiceFramework):  # type: ignore[misc]
+        _svc_name_ = "dmp-bridge"
+        _svc_display_name_ = "dmp-bridge (alimentation du DMP)"
+        _svc_description_ = "Envoie au DMP les documents déposés par le logiciel du cabinet."
+
+        def __init__(self, args: list[str]) -> None:
+            super().__init__(args)
+            self._stop = ThreadSafeStop()
+
+        def SvcStop(self) -> None:
+            self.ReportServiceStatus(win32service.SERVICE_STOP_PENDING)
+            self._stop.request()
+
+        def SvcDoRun(self) -> None:
+            servicemanager.LogInfoMsg("dmp-bridge démarre")
+            config = Path(sys.executable).parent / "dmp-bridge.toml"
+            run_until_stopped(config, self._stop)
+
+    if __name__ == "__main__":
+        win32serviceutil.HandleCommandLine(DmpBridgeService)
