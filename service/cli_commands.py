@@ -1,0 +1,308 @@
+"""What each `dmp-bridge` subcommand does (the parser and `main` are in `service.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+from bridge.jobs import JobState
+from mappings.matrix import Matrix
+from mappings.matrix_load import load_matrix
+from service.config import BridgeConfig, ConfigError, load_config
+from service.labels import RELEASED_BY_USER, STATE_LABELS
+
+EXIT_CONFIG = 2
+
+
+def _load(path: Path) -> BridgeConfig:
+    return load_config(path)
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from service.init import init_installation
+
+    path = init_installation(args.folder, test_pki=args.test_pki, overwrite=args.force)
+    print(f"Configuration : {path}")
+    print(f"Démarrez la passerelle avec : dmp-bridge run --config {path}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from service.logs import configure_logging
+    from service.runner import run_bridge
+
+    config = _load(args.config)
+    configure_logging(config.log_path, config.logging.level)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C on Windows consoles
+        asyncio.run(run_bridge(config))
+    return 0
+
+
+def _cmd_simulator(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from service.logs import configure_logging
+    from service.runner import simulator_config
+    from service.simulator.server import run_simulator_forever
+
+    config = _load(args.config)
+    configure_logging(None, config.logging.level)
+    settings = dataclasses.replace(simulator_config(config), strict=not args.lenient)
+    run_simulator_forever(settings)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from service.demo import run_demo
+
+    return run_demo(args.dossier)
+
+
+def _open_store(config: BridgeConfig):  # type: ignore[no-untyped-def]
+    from connectors.sqlite_store import SqliteStore
+
+    if not config.store_path.exists():
+        raise ConfigError(
+            f"Aucune file d'attente dans {config.store_path} : la passerelle n'a "
+            "encore jamais démarré avec cette configuration."
+        )
+    return SqliteStore.open(config.store_path)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from bridge.jobs import conservation
+
+    config = _load(args.config)
+    with _open_store(config) as store:
+        counts = store.counts()
+        received = store.received()
+    balanced = conservation(counts, received)
+    if args.prometheus:
+        from service.metrics import queue_metrics
+
+        sys.stdout.write(queue_metrics(counts, received))
+        return 0 if balanced else 1
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "received": received,
+                    "balanced": balanced,
+                    "states": {s.value: n for s, n in counts.items()},
+                }
+            )
+        )
+        return 0 if balanced else 1
+    print(f"Documents reçus : {received}")
+    for state, count in counts.items():
+        print(f"  {STATE_LABELS[state]:<32} {count}")
+    print(
+        "Conservation : "
+        + (
+            "vérifiée (aucun document perdu)"
+            if balanced
+            else "ÉCART DÉTECTÉ — lancez « dmp-bridge list » et contactez le support"
+        )
+    )
+    return 0 if balanced else 1
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    with _open_store(config) as store:
+        jobs = store.list_jobs(JobState(args.etat) if args.etat else None, args.limite)
+    for job in jobs:
+        reason = f" — {job.last_error_fr}" if job.last_error_fr else ""
+        print(
+            f"n° {job.id:<5} {job.state.value:<10} {job.channel:<7} "
+            f"{job.received_at:%d/%m/%Y %H:%M}{reason}"
+        )
+    if not jobs:
+        print("Aucun document.")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    with _open_store(config) as store:
+        job = store.get(args.job_id)
+        events = store.events(args.job_id) if job else []
+    if job is None:
+        print(f"Aucun document n° {args.job_id}.", file=sys.stderr)
+        return 1
+    print(f"Document n° {job.id} — {STATE_LABELS[job.state]} ({job.state.value})")
+    print(f"  reçu le {job.received_at:%d/%m/%Y %H:%M:%S} par {job.channel} ({job.source_ref})")
+    print(f"  tentatives : {job.attempts}")
+    if job.document_unique_id:
+        print(f"  identifiant du document : {job.document_unique_id}")
+    if job.last_error_fr:
+        print(f"  motif : {job.last_error_fr}")
+    print("  historique :")
+    for event in events:
+        origin = event.from_state.value if event.from_state else "—"
+        print(
+            f"    {event.at:%d/%m %H:%M:%S} {origin} → {event.to_state.value} "
+            f"[{event.code}] {event.message_fr}"
+        )
+    return 0
+
+
+def _operator_action(args: argparse.Namespace, new: JobState, code: str, message: str,
+                     *, from_state: JobState = JobState.HELD) -> int:
+    import datetime as dt
+
+    from bridge.errors import BridgeError
+
+    config = _load(args.config)
+    with _open_store(config) as store:
+        job = store.get(args.job_id)
+        if job is None or job.state is not from_state:
+            state = STATE_LABELS[job.state] if job else "inconnu"
+            print(f"Le document n° {args.job_id} n'est pas « {STATE_LABELS[from_state]} » "
+                  f"({state}) : rien à faire.", file=sys.stderr)
+            return 1
+        try:
+            store.transition(job.id, new, code=code, message_fr=message,
+                             now=dt.datetime.now(dt.UTC))
+        except BridgeError as exc:
+            print(exc.message_fr, file=sys.stderr)
+            return 1
+    print(f"Document n° {args.job_id} : {message}")
+    return 0
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    return _operator_action(args, JobState.QUEUED, RELEASED_BY_USER,
+                            "libéré par l'utilisateur, il va être envoyé.")
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    return _operator_action(args, JobState.QUEUED, "REPLAYED_BY_USER",
+                            "renvoyé par l'utilisateur : il repart dans la file d'envoi.",
+                            from_state=JobState.DEAD)
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    return _operator_action(args, JobState.DEAD, "CANCELLED_BY_USER",
+                            "envoi annulé par l'utilisateur.")
+
+
+def _matrix_for(args: argparse.Namespace) -> tuple[BridgeConfig | None, Matrix]:
+    """The configuration (if the file exists) and the matrix it runs with."""
+    from service.matrix_loading import matrix_from_config
+
+    if args.config.exists():
+        config = _load(args.config)
+        return config, matrix_from_config(config)
+    return None, load_matrix()
+
+
+def _cmd_matrix(args: argparse.Namespace) -> int:
+    from service.matrix_loading import (
+        config_overrides,
+        explain_problems,
+        matrix_problems,
+    )
+
+    if args.matrix_command == "check":
+        if args.file is not None:
+            matrix, problems = matrix_problems(region=None, overrides=[],
+                                               extra_files=[args.file])
+        elif args.config.exists():
+            config = _load(args.config)
+            matrix, problems = matrix_problems(
+                region=config.matrix.region, overrides=config_overrides(config),
+                extra_files=[config.path(p) for p in config.matrix.extra_files])
+        else:
+            matrix, problems = matrix_problems(region="bretagne", overrides=[], extra_files=[])
+        if problems or matrix is None:
+            print(explain_problems(problems), file=sys.stderr)
+            return EXIT_CONFIG
+        print(f"Matrice valide : {matrix.name} {matrix.version} ({matrix.date}), "
+              f"couches : {', '.join(matrix.layers)} ; {len(matrix.rows)} lignes.")
+        return 0
+    _, loaded = _matrix_for(args)
+    categories = sorted(loaded.categories)
+    if args.profession:
+        category = loaded.category_of(args.profession, args.specialite)
+        if category is None:
+            print(f"Aucune catégorie de la matrice pour la profession {args.profession}.",
+                  file=sys.stderr)
+            return 1
+        categories = [category]
+    for key in categories:
+        print(f"== {key} — {loaded.categories[key].label_fr}")
+        for row in loaded.rows_for(key):
+            flags = [name for name, on in (("à confirmer", row.confirm_with_patient),
+                                           ("Ségur", row.auto_feed),
+                                           ("structuré exigé", row.structured_required)) if on]
+            extra = f" [{', '.join(flags)}]" if flags else ""
+            visibility = f" {'+'.join(row.visibility)}" if row.visibility else ""
+            print(f"  {row.id:<8} {row.type_code:<12} {row.classeur:<13} {row.label}"
+                  f"{visibility}{extra}")
+    return 0
+
+
+def _cmd_preview(args: argparse.Namespace) -> int:
+    from bridge.identity_gate import Target
+    from service.preview import preview
+
+    config, matrix = _matrix_for(args)
+    target = Target(config.bridge.environment) if config else Target.SIMULATOR
+    result = preview(args.path, matrix, target)
+    print(result.text)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from bridge.classify import find_row
+    from bridge.errors import BridgeError
+    from bridge.segur import FedDocument, report_csv, segur_report
+    from bridge.sidecar import parse_sidecar
+
+    config, matrix = _matrix_for(args)
+    if config is None:
+        raise ConfigError(f"Le fichier de configuration {args.config} est introuvable : "
+                          "indiquez-le avec --config.")
+    documents = []
+    with _open_store(config) as store:
+        for job in store.list_jobs(limit=1_000_000):
+            try:
+                request = parse_sidecar(store.metadata(job.id), file_name=job.source_ref)
+                _, row = find_row(matrix, request.author, request.kind)
+            except BridgeError:
+                continue
+            documents.append(FedDocument(job.received_at, row.type_code, row.label,
+                                         row.auto_feed, job.state))
+    lines = segur_report(documents)
+    if args.csv:
+        sys.stdout.write(report_csv(lines))
+        return 0
+    if not lines:
+        print("Aucun document éligible à l'alimentation automatique (Ségur) pour l'instant.")
+    for line in lines:
+        mark = "atteint" if line.meets_target else "non atteint"
+        print(f"{line.month}  {line.type_code:<10} {line.type_label:<45} "
+              f"{line.fed}/{line.eligible} ({line.ratio:.0%}, objectif 90 % {mark})")
+    return 0
+
+
+COMMANDS = {
+    "init": _cmd_init,
+    "run": _cmd_run,
+    "simulator": _cmd_simulator,
+    "demo": _cmd_demo,
+    "status": _cmd_status,
+    "list": _cmd_list,
+    "show": _cmd_show,
+    "release": _cmd_release,
+    "replay": _cmd_replay,
+    "matrix": _cmd_matrix,
+    "preview": _cmd_preview,
+    "report": _cmd_report,
+    "cancel": _cmd_cancel,
+}
