@@ -87,6 +87,13 @@ class SimulatorSection(_Section):
     client_ca: Path = Path("pki/ac-test.pem")
 
 
+class HttpSection(_Section):
+    enabled: bool = False
+    port: Annotated[int, Field(ge=1, le=65535)] = 8787
+    # 22 Mo: a 15 Mo PDF (the largest accepted) sent as base64 JSON still fits.
+    max_body_mb: Annotated[int, Field(ge=1, le=100)] = 22
+
+
 class MllpSection(_Section):
     enabled: bool = False
     port: Annotated[int, Field(ge=1, le=65535)] = 2575
@@ -117,6 +124,7 @@ class BridgeConfig(_Section):
     simulator: SimulatorSection = SimulatorSection()
     matrix: MatrixSection = MatrixSection()
     mllp: MllpSection = MllpSection()
+    http: HttpSection = HttpSection()
     logging: LoggingSection = LoggingSection()
     # Folder of the configuration file: the base of every relative path.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -137,6 +145,11 @@ class BridgeConfig(_Section):
     @property
     def simulator_db_path(self) -> Path:
         return self.path(self.bridge.data_dir) / "simulateur.sqlite3"
+
+    @property
+    def api_token_path(self) -> Path:
+        """The local API's token, created by `dmp-bridge init`, readable by the service only."""
+        return self.path(self.bridge.data_dir) / "jeton-api"
 
     @property
     def log_path(self) -> Path:
@@ -307,6 +320,14 @@ enabled = false
 port = 2575
 max_message_kb = 20480
 idle_timeout_seconds = 120.0
+
+[http]
+# API HTTP locale sur 127.0.0.1 : POST /api/v1/documents (PDF + fiche JSON), suivi par
+# GET /api/v1/documents/{id}, description OpenAPI sur /api/openapi.json. Jeton requis
+# (Authorization: Bearer …) : il est dans le fichier donnees/jeton-api créé par « init ».
+enabled = false
+port = 8787
+max_body_mb = 22
 
 [logging]
 # debug, info, warning ou error. Les journaux ne contiennent jamais de données de santé.

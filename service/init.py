@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from connectors.folder_intake import FolderLayout
+from service.api_token import ensure_token_file
 from service.config import CONFIG_NAME, default_config_text, load_config
 from service.test_pki import generate_test_pki
 
@@ -22,6 +23,7 @@ def init_installation(folder: Path, *, test_pki: bool, overwrite: bool) -> Path:
     data_dir = config.path(config.bridge.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)
+    ensure_token_file(config.api_token_path)
     FolderLayout(config.path(config.intake.folder)).create()
     if test_pki:
         generate_test_pki(config.path(config.dmp.server_ca).parent)

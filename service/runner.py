@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -25,12 +25,16 @@ from bridge.sidecar import parse_sidecar
 from bridge.vihf import Software
 from connectors.dmp_client import DmpClient
 from connectors.folder_intake import FolderIntake, Outcome
+from connectors.http_api import HttpApi, store_lookup
 from connectors.mllp_server import MllpServer, MllpSettings
 from connectors.software_credentials import CredentialsError, SoftwareCredentials
 from connectors.sqlite_patients import SqlitePatientRegistry
 from connectors.sqlite_store import SqliteStore
+from mappings.matrix import Matrix
+from service.api_token import load_token
 from service.config import BridgeConfig, ConfigError
 from service.dispatcher import Dispatcher, Finished, Gatekeeping
+from service.labels import STATE_LABELS
 from service.matrix_loading import matrix_from_config
 from service.queue_care import QueueCare
 from service.simulator.config import SimulatorConfig
@@ -106,6 +110,7 @@ async def run_bridge(
     stop = stop or asyncio.Event()
     matrix = matrix_from_config(config)  # a faulty matrix stops the start (ConfigError)
     credentials = load_credentials(config)
+    api_token = load_token(config.api_token_path) if config.http.enabled else None
     simulator = None
     if config.simulator.embedded:
         simulator = await start_simulator(simulator_config(config))
@@ -158,11 +163,7 @@ async def run_bridge(
             asyncio.create_task(dispatcher.run(), name="dispatcher"),
             asyncio.create_task(intake.run(), name="folder-intake"),
         ]
-        if config.mllp.enabled:
-            mllp = MllpServer(enqueue, MllpSettings(
-                port=config.mllp.port, max_frame_bytes=config.mllp.max_message_kb * 1024,
-                idle_timeout=config.mllp.idle_timeout_seconds), matrix=matrix)
-            bridge.tasks.append(asyncio.create_task(mllp.run(), name="mllp"))
+        bridge.tasks += network_channels(config, enqueue, store, matrix, api_token)
         _install_signal_handlers(stop)
         if hooks.on_ready is not None:
             hooks.on_ready(bridge)
@@ -191,6 +192,24 @@ async def run_bridge(
         await asyncio.to_thread(registry.close)
         if simulator is not None:
             await simulator.close()
+
+
+def network_channels(config: BridgeConfig, enqueue: Callable[[Intake], Awaitable[tuple[Job, bool]]],
+                     store: SqliteStore, matrix: Matrix, api_token: str | None
+                     ) -> list[asyncio.Task[None]]:
+    """The listeners the configuration enables (HL7 v2 over MLLP, the local HTTP API)."""
+    tasks = []
+    if config.mllp.enabled:
+        mllp = MllpServer(enqueue, MllpSettings(
+            port=config.mllp.port, max_frame_bytes=config.mllp.max_message_kb * 1024,
+            idle_timeout=config.mllp.idle_timeout_seconds), matrix=matrix)
+        tasks.append(asyncio.create_task(mllp.run(), name="mllp"))
+    if api_token is not None:
+        api = HttpApi(enqueue, store_lookup(store), token=api_token, matrix=matrix,
+                      labels=STATE_LABELS, port=config.http.port,
+                      max_body_bytes=config.http.max_body_mb * 1024 * 1024)
+        tasks.append(asyncio.create_task(api.run(), name="http"))
+    return tasks
 
 
 def record_patient_choices(registry: SqlitePatientRegistry, intake: Intake) -> None:

@@ -30,8 +30,8 @@ def test_an_hl7_document_reaches_the_dmp_and_is_acknowledged_after_commit(
     port = free_port()
     text = installation.config_path.read_text(encoding="utf-8")
     installation.config_path.write_text(
-        text.replace("enabled = false", "enabled = true")
-        .replace("port = 2575", f"port = {port}"), encoding="utf-8")
+        text.replace("enabled = false\nport = 2575", f"enabled = true\nport = {port}"),
+        encoding="utf-8")
     process = subprocess.Popen([str(DMP_BRIDGE), "run", "--config", str(installation.config_path)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
