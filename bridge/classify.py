@@ -10,6 +10,7 @@ requires, information to confirm with the patient first). Every choice is traced
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bridge.domain import (
@@ -81,7 +82,7 @@ def find_row(matrix: Matrix, author: Author, kind: str) -> tuple[str, MatrixRow]
 
 
 def resolve(matrix: Matrix, author: Author, *, kind: str, is_pdf: bool = True,
-            source_confirm: bool = False) -> Resolution:
+            source_confirm: bool = False, source_visibility: Sequence[str] = ()) -> Resolution:
     """Apply the matrix; raise MappingRejected (the input is refused) when nothing fits."""
     category_key, row = find_row(matrix, author, kind)
     category = matrix.categories[category_key]
@@ -120,8 +121,10 @@ def resolve(matrix: Matrix, author: Author, *, kind: str, is_pdf: bool = True,
     facility = _concept(VS.FACILITY_TYPE, facility_code, OID_SECTOR, "d'établissement")
     confidentiality = _concept(VS.HL7_CONFIDENTIALITY, row.confidentiality, OID_CONFIDENTIALITY,
                                "de confidentialité")
+    # The row's restrictions plus those the professional asked for; a source can only add.
+    flags = tuple(dict.fromkeys((*row.visibility, *source_visibility)))
     visibility = tuple(_concept(VS.VISIBILITY, flag, OID_VISIBILITY, "de visibilité")
-                       for flag in row.visibility)
+                       for flag in flags)
     events = tuple(Coded(code, display, system) for code, display, system in row.event_codes)
     trace += [
         f"formatCode {format_code.code} ← ligne {row.id}",

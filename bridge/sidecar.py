@@ -64,6 +64,9 @@ class DocumentIn(_Strict):
     date: dt.datetime
     # The professional wants to see the patient before the document is shared (e.g. bad news).
     confirm_with_patient: bool = False
+    # Restrictions the professional asks for (TRE_A07), on top of what the matrix row sets.
+    visibility: list[Literal["MASQUE_PS", "INVISIBLE_PATIENT",
+                             "INVISIBLE_REPRESENTANTS_LEGAUX"]] = Field(default_factory=list)
 
 
 class AuthorIn(_Strict):
@@ -95,6 +98,7 @@ class DocumentRequest:
     title: str
     date: dt.datetime
     confirm_with_patient: bool = False
+    visibility: tuple[str, ...] = ()
     feeding_opposition: bool | None = None
     consultation_consent_date: dt.date | None = None
 
@@ -126,6 +130,7 @@ _FIELD_FR = {
     "feeding_opposition": "opposition à l'alimentation du DMP",
     "consultation_consent_date": "date du consentement à la consultation",
     "confirm_with_patient": "à confirmer avec le patient",
+    "visibility": "restrictions de visibilité",
 }
 
 
@@ -288,6 +293,7 @@ def _to_request(s: SidecarIn, file_name: str) -> DocumentRequest:
         title=s.document.title,
         date=s.document.date,
         confirm_with_patient=s.document.confirm_with_patient,
+        visibility=tuple(dict.fromkeys(s.document.visibility)),
         feeding_opposition=s.patient.feeding_opposition,
         consultation_consent_date=s.patient.consultation_consent_date,
     )

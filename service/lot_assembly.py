@@ -135,7 +135,8 @@ class LotAssembler:
             record = await asyncio.to_thread(self._gate.registry.get, request.patient.ins.matricule)
             check_not_opposed(record)
         resolution = resolve(self._gate.matrix, request.author, kind=request.kind,
-                             source_confirm=request.confirm_with_patient)
+                             source_confirm=request.confirm_with_patient,
+                             source_visibility=request.visibility)
         holds = list(resolution.holds)
         if any(h.code == "CONFIRM_WITH_PATIENT" for h in holds):
             events = await asyncio.to_thread(self._store.events, job.id)

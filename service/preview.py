@@ -13,6 +13,8 @@ from bridge.cda_header import read_cda_header
 from bridge.classify import Resolution, resolve
 from bridge.domain import Author, DocumentCodes, IdentityStatus, Patient
 from bridge.errors import BridgeError
+from bridge.hl7v2.errors import HL7Rejected
+from bridge.hl7v2.message import parse_message
 from bridge.identity_gate import Target, check_identity
 from bridge.pdf import check_pdf
 from bridge.sidecar import parse_sidecar
@@ -95,7 +97,8 @@ def preview_pair(path: Path, matrix: Matrix, target: Target) -> Preview:
         blocked.append(exc.message_fr)
     try:
         resolution = resolve(matrix, request.author, kind=request.kind,
-                             source_confirm=request.confirm_with_patient)
+                             source_confirm=request.confirm_with_patient,
+                             source_visibility=request.visibility)
         lines += _codes_lines(resolution.codes)
         lines.append(f"  classeur            {resolution.classeur}")
     except BridgeError as exc:
@@ -141,7 +144,51 @@ def preview_cda(path: Path, matrix: Matrix, target: Target) -> Preview:
     return _verdict(lines, resolution, blocked)
 
 
+def preview_hl7(path: Path, matrix: Matrix, target: Target) -> Preview:
+    """An HL7 v2 message file (.hl7, .er7), as the MLLP channel would read it."""
+    lines = [f"Aperçu du message HL7 v2 {path.name}"]
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return _verdict(lines, None, [f"Fichier illisible : {exc.strerror} ({exc.filename})."])
+    try:
+        document = parse_message(data, matrix=matrix)
+    except HL7Rejected as exc:
+        ack = "AR" if exc.resend else "AE"
+        return _verdict(lines, None, [f"{exc.message_fr} (accusé {ack}, code {int(exc.error)})"])
+    request = document.request
+    lines.append(f"  message             {document.header.message_type}^"
+                 f"{document.header.trigger_event}, contenu {document.kind.upper()}")
+    if document.flags:
+        lines.append("  indicateurs         " + ", ".join(
+            f"{name}={'Y' if on else 'N'}" for name, on in sorted(document.flags.items())))
+    blocked: list[str] = []
+    if document.kind != "pdf":
+        blocked.append("Les CDA transmis tels quels ne sont pas encore pris en charge : "
+                       "le message recevrait un accusé AE.")
+    resolution = None
+    if request is not None:
+        lines += [f"  titre               {request.title}", f"  date                {request.date}"]
+        lines += _people_lines(request.patient, request.author)
+        try:
+            check_identity(request.patient, target=target)
+        except BridgeError as exc:
+            blocked.append(exc.message_fr)
+        try:
+            resolution = resolve(matrix, request.author, kind=request.kind,
+                                 source_confirm=request.confirm_with_patient,
+                                 source_visibility=request.visibility)
+            lines += _codes_lines(resolution.codes)
+            lines.append(f"  classeur            {resolution.classeur}")
+        except BridgeError as exc:
+            blocked.append(exc.message_fr)
+    return _verdict(lines, resolution, blocked)
+
+
 def preview(path: Path, matrix: Matrix, target: Target) -> Preview:
-    if path.suffix.lower() == ".xml":
+    suffix = path.suffix.lower()
+    if suffix == ".xml":
         return preview_cda(path, matrix, target)
+    if suffix in (".hl7", ".er7"):
+        return preview_hl7(path, matrix, target)
     return preview_pair(path, matrix, target)

@@ -109,3 +109,13 @@ def test_the_regional_overlay_is_what_the_service_uses() -> None:
 
 def test_the_content_type_is_the_author_sector() -> None:
     assert content_type(AUTHORS["IDE"]).code == "SA07"
+
+
+def test_the_professional_can_add_restrictions_never_remove_the_row_s() -> None:
+    row_hidden = resolve(NATIONAL, AUTHORS["SPE"], kind="SPE-05",
+                         source_visibility=["MASQUE_PS"]).codes.visibility
+    assert [flag.code for flag in row_hidden] == ["INVISIBLE_PATIENT", "MASQUE_PS"]
+    asked = resolve(NATIONAL, AUTHORS["IDE"], kind="IDE-02",
+                    source_visibility=["INVISIBLE_PATIENT", "INVISIBLE_PATIENT"])
+    assert [flag.code for flag in asked.codes.visibility] == ["INVISIBLE_PATIENT"]
+    assert asked.codes.visibility[0].system == "1.2.250.1.213.1.1.4.13"

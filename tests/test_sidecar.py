@@ -232,3 +232,12 @@ def test_shape_problems_are_explained_in_french_without_pydantic_english(mutatio
     assert error.message_fr.startswith(f"Le fichier {FILE} est incomplet ou invalide : « ")
     for english in ENGLISH_PYDANTIC:
         assert english not in error.message_fr
+
+
+def test_visibility_restrictions_asked_by_the_professional_are_kept() -> None:
+    data = changed(lambda s: s["document"].update(
+        visibility=["INVISIBLE_PATIENT", "INVISIBLE_REPRESENTANTS_LEGAUX"]))
+    assert parse_sidecar(data, file_name=FILE).visibility == (
+        "INVISIBLE_PATIENT", "INVISIBLE_REPRESENTANTS_LEGAUX")
+    error = rejected(changed(lambda s: s["document"].update(visibility=["CACHE"])))
+    assert error.code == "SIDECAR_INVALID"

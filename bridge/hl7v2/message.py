@@ -140,6 +140,14 @@ def _action(h: MessageHeader, orc: Segment | None, obx: Segment, d: Delimiters) 
     return action or Action.INITIAL
 
 
+# MetaDMPMSS flag → TRE_A07 visibility code (the profile abbreviates the third one).
+VISIBILITY_FLAGS = {
+    "MASQUE_PS": "MASQUE_PS",
+    "INVISIBLE_PATIENT": "INVISIBLE_PATIENT",
+    "INVISIBLE_REP_LEGAUX": "INVISIBLE_REPRESENTANTS_LEGAUX",
+}
+
+
 def _flags(segments: list[Segment], d: Delimiters) -> dict[str, bool]:
     flags: dict[str, bool] = {}
     for obx in segments:
@@ -220,12 +228,18 @@ def parse_message(data: bytes, *, matrix: Matrix | None = None) -> HL7Document:
     if action is not Action.INITIAL and not replaces:
         raise rejected("L'identifiant du document remplacé ou supprimé (TXA-13) est absent.",
                        ErrorCode.REQUIRED_FIELD, Location("TXA", 1, 13))
+    flags = _flags(segments, d)
+    document: dict[str, object] = dict(_document(segs, obx, header, cda))
+    # The restrictions the professional set (MetaDMPMSS …=Y) travel with the document.
+    visibility = [VISIBILITY_FLAGS[code] for code, on in flags.items()
+                  if on and code in VISIBILITY_FLAGS]
+    if visibility:
+        document["visibility"] = visibility
     sidecar = {
         "patient": read_patient(segs["PID"], d, cda),
-        "document": _document(segs, obx, header, cda),
+        "document": document,
         "author": read_author(segments, d, cda),
     }
-    flags = _flags(segments, d)
     sidecar_json = json.dumps(sidecar, ensure_ascii=False, indent=1).encode("utf-8")
     request = _validate(sidecar_json, obx, matrix)
     return HL7Document(

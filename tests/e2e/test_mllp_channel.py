@@ -60,3 +60,5 @@ def test_an_hl7_document_reaches_the_dmp_and_is_acknowledged_after_commit(
     finally:
         simulator.close()
     assert len(documents) == 1 and documents[0].type_code == "11506-3"
+    # The message asked INVISIBLE_PATIENT=Y: the DMP must hide it from the patient.
+    assert b"INVISIBLE_PATIENT" in documents[0].metadata_xml

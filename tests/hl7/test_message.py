@@ -271,3 +271,14 @@ def test_idempotency_key_depends_on_sender_and_msh_10_only() -> None:
     other = read_header(encode(nurse_mdm("B")))
     assert idempotency_key(one) == idempotency_key(same) != idempotency_key(other)
     assert source_ref(one) == "A@LOGICIEL-IDE/Cabinet des Lilas"
+
+
+def test_the_metadmpmss_restrictions_travel_with_the_document() -> None:
+    from tests.hl7.messages import encode, flag, nurse_mdm, replace_segment
+
+    message = replace_segment(nurse_mdm("V-1"), "OBX", flag(2, "MASQUE_PS", "Y"), nth=2)
+    message = message + [flag(5, "INVISIBLE_REP_LEGAUX", "Y")]
+    document = parse_message(encode(message))
+    assert document.request is not None
+    assert document.request.visibility == (
+        "MASQUE_PS", "INVISIBLE_PATIENT", "INVISIBLE_REPRESENTANTS_LEGAUX")
