@@ -277,7 +277,7 @@ def test_the_metadmpmss_restrictions_travel_with_the_document() -> None:
     from tests.hl7.messages import encode, flag, nurse_mdm, replace_segment
 
     message = replace_segment(nurse_mdm("V-1"), "OBX", flag(2, "MASQUE_PS", "Y"), nth=2)
-    message = message + [flag(5, "INVISIBLE_REP_LEGAUX", "Y")]
+    message = [*message, flag(5, "INVISIBLE_REP_LEGAUX", "Y")]
     document = parse_message(encode(message))
     assert document.request is not None
     assert document.request.visibility == (
