@@ -53,6 +53,13 @@ _SIDECAR_DOCUMENT: dict[str, Any] = {
         "date": {"type": "string", "format": "date-time",
                  "description": "Avec fuseau horaire (2026-11-21T09:30:00+01:00)."},
         "confirm_with_patient": {"type": "boolean", "default": False},
+        "visibility": {
+            "type": "array", "uniqueItems": True,
+            "description": "Restrictions demandées par le professionnel (TRE_A07), en plus "
+                           "de celles de la matrice.",
+            "items": {"enum": ["MASQUE_PS", "INVISIBLE_PATIENT",
+                               "INVISIBLE_REPRESENTANTS_LEGAUX"]},
+        },
     },
 }
 

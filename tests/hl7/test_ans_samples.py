@@ -93,7 +93,10 @@ def test_mdm_t02_sample_with_a_real_cda_is_accepted_and_filled_from_pid_prt_and_
         "birth_date": "1979-03-28", "sex": "F", "birthplace_code": "63220",  # PID-11 BDL
     }
     assert sidecar["document"] == {"kind": "18748-4", "title": "CR d'imagerie médicale",
-                                   "date": "2022-12-16T09:32:00+01:00"}  # TXA-4, Paris time
+                                   "date": "2022-12-16T09:32:00+01:00",  # TXA-4, Paris time
+                                   # the sample's MetaDMPMSS flags set to Y
+                                   "visibility": ["INVISIBLE_PATIENT",
+                                                  "INVISIBLE_REPRESENTANTS_LEGAUX"]}
     author = sidecar["author"]
     assert (author["rpps"], author["family_name"], author["given_name"]) == (
         "01234564895", "Eric", "Thomas")  # PRT SB (the sample puts the family name first)
