@@ -148,6 +148,7 @@ class ClinicalDocument:
     # uniqueId of the version this one replaces (CDA relatedDocument RPLC, spec §4.4); then
     # set_id is the replaced document's and version its version + 1.
     replaces_unique_id: str | None = None
+    language: str = "fr-FR"  # CDA languageCode, XDS languageCode (a passed-through CDA's own)
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ def _document_entry(parent: etree._Element, doc: PackagedDocument, idgen: Ids) -
     _entry_common_slots(
         entry,
         creation=dtm(clinical.effective_time),
-        language=LANGUAGE_CODE,
+        language=clinical.language,
         legal_authenticator=xcn_ps(clinical.author),
         start=dtm(clinical.service_start),
         stop=dtm(clinical.service_stop) if clinical.service_stop is not None else None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 
+from bridge.cda_passthrough import looks_like_cda
 from bridge.errors import BridgeError
 from bridge.jobs import Intake
 from bridge.sidecar import DocumentRequest, parse_sidecar
@@ -33,7 +34,12 @@ def author_key(request: DocumentRequest) -> str:
 
 
 def with_lot_keys(intake: Intake) -> Intake:
-    """The intake with its keys, when its metadata is a readable sidecar (else unchanged)."""
+    """The intake with its keys, when its metadata is a readable sidecar (else unchanged).
+
+    A received CDA (sent as it is, `bridge.cda_passthrough`) gets none: it always goes alone.
+    """
+    if looks_like_cda(intake.payload):
+        return intake
     try:
         request = parse_sidecar(intake.metadata, file_name=intake.source_ref)
     except BridgeError:

@@ -60,6 +60,7 @@ class Package:
     body: etree._Element
     parts: tuple[tuple[str, bytes], ...]
     other_document_unique_ids: tuple[str, ...] = ()  # documents 2..n of a lot
+    passthrough: bool = False  # a received CDA sent as it is (bridge.cda_passthrough), alone
 
     @property
     def document_unique_ids(self) -> tuple[str, ...]:
@@ -76,6 +77,8 @@ class Package:
         }
         if self.other_document_unique_ids:
             raw["other_document_unique_ids"] = list(self.other_document_unique_ids)
+        if self.passthrough:
+            raw["passthrough"] = True
         return json.dumps(raw).encode("utf-8")
 
     @classmethod
@@ -87,6 +90,7 @@ class Package:
             body=parse_xml(base64.b64decode(raw["body"]), huge_text=True),
             parts=tuple((cid, base64.b64decode(b64)) for cid, b64 in raw["parts"]),
             other_document_unique_ids=tuple(raw.get("other_document_unique_ids", ())),
+            passthrough=bool(raw.get("passthrough", False)),
         )
 
 

@@ -68,9 +68,9 @@ class MllpSettings:
     max_connections: int = 32
     # Actions the queue can carry today; replace/delete need the dispatcher's support.
     actions: frozenset[Action] = frozenset({Action.INITIAL})
-    # Payload kinds the queue can carry today: a CDA passed through as it is needs the
-    # dispatcher's support (it would otherwise be wrapped like a PDF).
-    kinds: frozenset[str] = frozenset({"pdf"})
+    # Payload kinds the queue accepts: a PDF (wrapped in a CDA N1 by the dispatcher) and a CDA,
+    # sent to the DMP as it is (bridge.cda_passthrough).
+    kinds: frozenset[str] = frozenset({"pdf", "cda"})
 
 
 @dataclass(frozen=True)

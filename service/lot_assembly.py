@@ -23,6 +23,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bridge.cda_header import CdaHeader
+from bridge.cda_passthrough import (
+    build_passthrough_package,
+    passthrough_codes,
+    read_passthrough_header,
+)
 from bridge.classify import resolve
 from bridge.credentials_port import Credentials
 from bridge.dmp_answer import Decision
@@ -57,6 +63,8 @@ class Member:
     request: DocumentRequest
     codes: DocumentCodes
     pdf: bytes | None = field(default=None, repr=False)  # read only when it must be packaged
+    # The header of a received CDA sent as it is (the payload is that CDA): it always goes alone.
+    cda: CdaHeader | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -127,16 +135,19 @@ class LotAssembler:
         metadata = await asyncio.to_thread(self._store.metadata, job.id)
         return parse_sidecar(metadata, file_name=job.source_ref)
 
-    async def _check(self, job: Job, request: DocumentRequest) -> DocumentCodes:
+    async def _check(self, job: Job, request: DocumentRequest,
+                     cda: CdaHeader | None = None) -> DocumentCodes:
         """The checks that decide whether this document may go now (run before every attempt:
-        an opposition recorded since the last one must stop it)."""
+        an opposition recorded since the last one must stop it). A received CDA of level 3 is
+        the structured document itself: a row that requires one does not hold it."""
         check_identity(request.patient, target=self._gate.target)
         if self._gate.registry is not None:
             record = await asyncio.to_thread(self._gate.registry.get, request.patient.ins.matricule)
             check_not_opposed(record)
         resolution = resolve(self._gate.matrix, request.author, kind=request.kind,
                              source_confirm=request.confirm_with_patient,
-                             source_visibility=request.visibility)
+                             source_visibility=request.visibility,
+                             is_pdf=cda is None or cda.level == 1)
         holds = list(resolution.holds)
         if any(h.code == "CONFIRM_WITH_PATIENT" for h in holds):
             events = await asyncio.to_thread(self._store.events, job.id)
@@ -144,22 +155,27 @@ class LotAssembler:
                 holds = [h for h in holds if h.code != "CONFIRM_WITH_PATIENT"]
         if holds:
             raise HeldForPerson(" ".join(h.message_fr for h in holds), code=holds[0].code)
-        return resolution.codes
+        return passthrough_codes(cda, resolution) if cda is not None else resolution.codes
 
-    async def _admit(self, job: Job, *, with_pdf: bool) -> Member | Decision:
+    async def _admit(self, job: Job, *, with_pdf: bool,
+                     stored_cda: bytes | None = None) -> Member | Decision:
+        """`stored_cda`: the CDA of a stored pass-through package (its payload is that CDA)."""
         try:
             request = await self.request(job)
-            codes = await self._check(job, request)
             pdf = await asyncio.to_thread(self._store.payload, job.id) if with_pdf else None
+            source = pdf if pdf is not None else stored_cda
+            cda = None if source is None else await asyncio.to_thread(
+                read_passthrough_header, source, request, file_name=job.source_ref)
+            codes = await self._check(job, request, cda)
         except BridgeError as exc:
             return stop_decision(exc)
-        return Member(job, request, codes, pdf)
+        return Member(job, request, codes, pdf, cda)
 
     async def _admit_all(self, jobs: list[Job], assembly: Assembly, *,
-                         with_pdf: bool) -> list[Member]:
+                         with_pdf: bool, stored_cda: bytes | None = None) -> list[Member]:
         admitted = []
         for job in jobs:
-            outcome = await self._admit(job, with_pdf=with_pdf)
+            outcome = await self._admit(job, with_pdf=with_pdf, stored_cda=stored_cda)
             if isinstance(outcome, Decision):
                 assembly.stopped.append((job, outcome))
             else:
@@ -185,7 +201,9 @@ class LotAssembler:
         size = len(package.document_unique_ids)
         others = (await asyncio.to_thread(self._store.claim_related, leader, _now(),
                                           self._lease, size - 1)) if size > 1 else []
-        members = await self._admit_all([leader, *others], assembly, with_pdf=False)
+        stored_cda = package.parts[0][1] if package.passthrough else None
+        members = await self._admit_all([leader, *others], assembly, with_pdf=False,
+                                        stored_cda=stored_cda)
         if size > 1 and (assembly.stopped or len(members) < size):
             # These bytes go again only with ALL their documents in hand and allowed to go. A
             # document stopped now (a hold, an opposition), or out of hand (done, held, still
@@ -213,12 +231,12 @@ class LotAssembler:
             assembly.waiting.append((leader, first.request))
             return  # its companions stay queued: they wait for the same credentials
         others: list[Job] = []
-        if self._lot_max > 1 and leader.document_unique_id is None:
+        if self._lot_max > 1 and leader.document_unique_id is None and first.cda is None:
             others = await asyncio.to_thread(self._store.claim_related, leader, _now(),
                                              self._lease, self._lot_max - 1)
         members = [first]
         for member in await self._admit_all(others, assembly, with_pdf=True):
-            if credentials.may_send_as(member.request.author):
+            if member.cda is None and credentials.may_send_as(member.request.author):
                 members.append(member)
             else:  # same author key, so not expected; never send what may not be sent
                 assembly.waiting.append((member.job, member.request))
@@ -230,7 +248,16 @@ class LotAssembler:
     async def _package(self, members: list[Member], credentials: Credentials) -> Outgoing:
         """Build, sign and store the bytes once; every job keeps them (and its own id)."""
         now = _now()
-        if len(members) == 1:
+        if len(members) == 1 and members[0].cda is not None:
+            # A received CDA goes as it is, alone: its own id, its exact bytes.
+            only = members[0]
+            assert only.pdf is not None and only.cda is not None
+            built = build_passthrough_package(
+                only.request, only.pdf, header=only.cda, codes=only.codes,
+                submission_id=uuid.uuid4(), signature_id=uuid.uuid4(), now=now,
+                source_id=self._source_id, certificate=credentials.signing_certificate,
+                sign=credentials.sign)
+        elif len(members) == 1:
             only = members[0]
             assert only.pdf is not None
             # A job whose lot was refused kept its document uniqueId: reuse it, so the CDA is

@@ -579,3 +579,61 @@ async def test_the_purge_keeps_the_invariant_and_the_history(rig: Rig) -> None:
     assert conservation(counts, received) and received == 4
     print(f"\npurge: received={received} done={counts[JobState.DONE]} "
           f"invariant={'ok' if conservation(counts, received) else 'BROKEN'}")
+
+
+# -- a CDA received from the source goes as it is ----------------------------------------------
+
+
+def queue_cda(rig: Rig, key: str, cda: bytes, sidecar: dict[str, object]) -> Job:
+    """A received CDA, queued as the MLLP server does (with the runner's lot keys: it gets none)."""
+    intake = Intake("mllp", f"{key}.xml", key, cda, json.dumps(sidecar).encode(),
+                    dt.datetime.now(dt.UTC))
+    job, _ = rig.store.enqueue(with_lot_keys(intake))
+    return job
+
+
+async def test_a_received_cda_is_stored_by_the_dmp_byte_for_byte(rig: Rig) -> None:
+    from bridge.cda import build_cda
+    from tests.factories import make_clinical_document
+
+    clinical = make_clinical_document()
+    cda = build_cda(clinical)
+    job = queue_cda(rig, "cda", cda, make_sidecar_dict())
+    pdf_job = rig.queue("pdf", lots=True)  # same patient and author: never in a lot with it
+    await drain(rig.dispatcher)
+    assert rig.job(job.id).state is JobState.DONE, rig.store.events(job.id)
+    assert rig.job(pdf_job.id).state is JobState.DONE
+    assert iti41_count(rig) == 2
+    [stored] = [d for d in rig.simulator.store.documents()
+                if not d.is_signature and d.unique_id == clinical.unique_id]
+    assert stored.content == cda
+    assert rig.job(job.id).document_unique_id == clinical.unique_id
+
+
+ANS_VACCINATION = Path(__file__).parent / "fixtures" / "ans" / "13-cda-n3-note-vaccination.xml"
+
+
+def vaccination_sidecar() -> dict[str, object]:
+    """The ANS sample's patient and doctor, in the test PKI's structure (the credentials')."""
+    sidecar = make_sidecar_dict()
+    sidecar["patient"] = {**sidecar["patient"], "ins": "279035121518989",
+                          "ins_oid": "1.2.250.1.213.1.4.10", "identity_status": "QUAL",
+                          "used_family_name": "PAT-TROIS"}
+    sidecar["document"] = {"kind": "87273-9", "title": "NOTE DE VACCINATION",
+                           "date": "2021-04-09T15:35:00+01:00"}
+    sidecar["author"] = {**sidecar["author"], "rpps": "01234567897", "family_name": "MULLER",
+                         "given_name": "Charles", "profession": "10",
+                         "specialty": "G15_10/SM26"}
+    return sidecar
+
+
+async def test_a_level_3_vaccination_note_is_not_held_as_structured_required(rig: Rig) -> None:
+    cda = ANS_VACCINATION.read_bytes()
+    job = queue_cda(rig, "vac", cda, vaccination_sidecar())
+    await drain(rig.dispatcher)
+    final = rig.job(job.id)
+    assert final.state is not JobState.HELD, rig.store.events(job.id)
+    assert all(e.code != "STRUCTURED_REQUIRED" for e in rig.store.events(job.id))
+    assert final.state is JobState.DONE, [(e.code, e.message_fr) for e in rig.store.events(job.id)]
+    [stored] = [d for d in rig.simulator.store.documents() if not d.is_signature]
+    assert (stored.content, stored.unique_id) == (cda, "1.2.250.1.213.1.1.1.46.2023.1.1")

@@ -238,14 +238,15 @@ async def test_replace_requests_are_refused_until_the_queue_supports_them(
     assert store.list_jobs() == []
 
 
-async def test_a_cda_passed_through_is_refused_until_the_dispatcher_sends_cda_as_is(
-        store: SqliteStore) -> None:
+async def test_a_cda_is_queued_as_is(store: SqliteStore) -> None:
     from bridge.cda import build_cda
     from tests.factories import make_clinical_document
 
-    message = replace_segment(nurse_mdm("C-1"), "OBX", doc_obx(build_cda(make_clinical_document())))
+    cda = build_cda(make_clinical_document())
+    message = replace_segment(nurse_mdm("C-1"), "OBX", doc_obx(cda))
     async with running(store_enqueue(store)) as server:
         ack = await exchange(server.port, encode(message))
-    assert msa(ack)[1:] == ["AE", "C-1"], ack
-    assert "PDF" in err(ack)[8]
-    assert store.list_jobs() == []
+    assert msa(ack)[1:] == ["AA", "C-1"], ack
+    [job] = store.list_jobs()
+    assert job.state is JobState.QUEUED
+    assert store.payload(job.id) == cda
