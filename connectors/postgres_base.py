@@ -18,14 +18,15 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
 from bridge.jobs import Job, JobEvent, JobState, check_transition
-from bridge.store_port import CorruptPayload, PayloadPurged, UnknownJob
+from bridge.store_port import PayloadPurged, UnknownJob
 from connectors.postgres_schema import BLOB_SQL, aware, job_from_row
-from connectors.sqlite_schema import ERROR_STATES, sha256_hex
+from connectors.sqlite_schema import ERROR_STATES
+from connectors.store_blobs import BlobChecks
 
 Cursor = psycopg.Cursor[DictRow]
 
 
-class PostgresBase:
+class PostgresBase(BlobChecks):
     """What `PostgresStore` builds on: transactions, row helpers, reads."""
 
     _pool: ConnectionPool[Any]
@@ -128,26 +129,6 @@ class PostgresBase:
         if row[2] is not None:
             raise PayloadPurged(job_id)
         return row[0], row[1]
-
-    def payload(self, job_id: int) -> bytes:
-        data, sha = self._blob(job_id, "payload")
-        if data is None or sha is None or sha256_hex(data) != sha:
-            raise CorruptPayload(job_id, "payload")
-        return bytes(data)
-
-    def metadata(self, job_id: int) -> bytes:
-        data, _ = self._blob(job_id, "metadata")
-        if data is None:
-            raise CorruptPayload(job_id, "metadata")
-        return bytes(data)
-
-    def package(self, job_id: int) -> bytes | None:
-        data, sha = self._blob(job_id, "package")
-        if data is None:
-            return None
-        if sha is None or sha256_hex(data) != sha:
-            raise CorruptPayload(job_id, "package")
-        return bytes(data)
 
     def get(self, job_id: int) -> Job | None:
         with self._tx() as cur:

@@ -14,17 +14,17 @@ import threading
 from collections.abc import Iterator
 
 from bridge.jobs import Job, JobEvent, JobState
-from bridge.store_port import CorruptPayload, PayloadPurged, UnknownJob
+from bridge.store_port import PayloadPurged, UnknownJob
 from connectors.sqlite_schema import (
     BLOB_SQL,
     ERROR_STATES,
     from_text,
     job_from_row,
-    sha256_hex,
 )
+from connectors.store_blobs import BlobChecks
 
 
-class SqliteBase:
+class SqliteBase(BlobChecks):
     """What `SqliteStore` builds on: the write transaction, row helpers, reads."""
 
     _conn: sqlite3.Connection
@@ -101,26 +101,6 @@ class SqliteBase:
         if row[2] is not None:
             raise PayloadPurged(job_id)
         return row[0], row[1]
-
-    def payload(self, job_id: int) -> bytes:
-        data, sha = self._blob(job_id, "payload")
-        if data is None or sha is None or sha256_hex(data) != sha:
-            raise CorruptPayload(job_id, "payload")
-        return bytes(data)
-
-    def metadata(self, job_id: int) -> bytes:
-        data, _ = self._blob(job_id, "metadata")
-        if data is None:
-            raise CorruptPayload(job_id, "metadata")
-        return bytes(data)
-
-    def package(self, job_id: int) -> bytes | None:
-        data, sha = self._blob(job_id, "package")
-        if data is None:
-            return None
-        if sha is None or sha256_hex(data) != sha:
-            raise CorruptPayload(job_id, "package")
-        return bytes(data)
 
     def get(self, job_id: int) -> Job | None:
         with self._lock:
