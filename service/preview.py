@@ -17,7 +17,7 @@ from bridge.hl7v2.errors import HL7Rejected
 from bridge.hl7v2.message import parse_message
 from bridge.identity_gate import Target, check_identity
 from bridge.pdf import check_pdf
-from bridge.sidecar import parse_sidecar
+from bridge.sidecar import DocumentRequest, parse_sidecar
 from mappings.matrix import Matrix
 
 
@@ -76,19 +76,10 @@ def _verdict(lines: list[str], resolution: Resolution | None, blocked: list[str]
     return Preview("\n".join(lines), verdict)
 
 
-def preview_pair(path: Path, matrix: Matrix, target: Target) -> Preview:
-    """A PDF and its sidecar (either file may be named)."""
-    pdf_path, sidecar_path = path.with_suffix(".pdf"), path.with_suffix(".json")
-    lines = [f"Aperçu de {pdf_path.name} + {sidecar_path.name}"]
-    blocked: list[str] = []
-    resolution = None
-    try:
-        check_pdf(pdf_path.read_bytes(), file_name=pdf_path.name)
-        request = parse_sidecar(sidecar_path.read_bytes(), file_name=sidecar_path.name)
-    except OSError as exc:
-        return _verdict(lines, None, [f"Fichier illisible : {exc.strerror} ({exc.filename})."])
-    except BridgeError as exc:
-        return _verdict(lines, None, [exc.message_fr])
+def _judge_request(request: DocumentRequest, matrix: Matrix, target: Target,
+                   lines: list[str], blocked: list[str], *,
+                   is_pdf: bool = True) -> Resolution | None:
+    """Title, people, identity gate and matrix for a parsed request (sidecar or HL7)."""
     lines += [f"  titre               {request.title}", f"  date                {request.date}"]
     lines += _people_lines(request.patient, request.author)
     try:
@@ -96,13 +87,30 @@ def preview_pair(path: Path, matrix: Matrix, target: Target) -> Preview:
     except BridgeError as exc:
         blocked.append(exc.message_fr)
     try:
-        resolution = resolve(matrix, request.author, kind=request.kind,
+        resolution = resolve(matrix, request.author, kind=request.kind, is_pdf=is_pdf,
                              source_confirm=request.confirm_with_patient,
                              source_visibility=request.visibility)
-        lines += _codes_lines(resolution.codes)
-        lines.append(f"  classeur            {resolution.classeur}")
     except BridgeError as exc:
         blocked.append(exc.message_fr)
+        return None
+    lines += _codes_lines(resolution.codes)
+    lines.append(f"  classeur            {resolution.classeur}")
+    return resolution
+
+
+def preview_pair(path: Path, matrix: Matrix, target: Target) -> Preview:
+    """A PDF and its sidecar (either file may be named)."""
+    pdf_path, sidecar_path = path.with_suffix(".pdf"), path.with_suffix(".json")
+    lines = [f"Aperçu de {pdf_path.name} + {sidecar_path.name}"]
+    blocked: list[str] = []
+    try:
+        check_pdf(pdf_path.read_bytes(), file_name=pdf_path.name)
+        request = parse_sidecar(sidecar_path.read_bytes(), file_name=sidecar_path.name)
+    except OSError as exc:
+        return _verdict(lines, None, [f"Fichier illisible : {exc.strerror} ({exc.filename})."])
+    except BridgeError as exc:
+        return _verdict(lines, None, [exc.message_fr])
+    resolution = _judge_request(request, matrix, target, lines, blocked)
     return _verdict(lines, resolution, blocked)
 
 
@@ -163,25 +171,11 @@ def preview_hl7(path: Path, matrix: Matrix, target: Target) -> Preview:
         lines.append("  indicateurs         " + ", ".join(
             f"{name}={'Y' if on else 'N'}" for name, on in sorted(document.flags.items())))
     blocked: list[str] = []
-    if document.kind != "pdf":
-        blocked.append("Les CDA transmis tels quels ne sont pas encore pris en charge : "
-                       "le message recevrait un accusé AE.")
     resolution = None
     if request is not None:
-        lines += [f"  titre               {request.title}", f"  date                {request.date}"]
-        lines += _people_lines(request.patient, request.author)
-        try:
-            check_identity(request.patient, target=target)
-        except BridgeError as exc:
-            blocked.append(exc.message_fr)
-        try:
-            resolution = resolve(matrix, request.author, kind=request.kind,
-                                 source_confirm=request.confirm_with_patient,
-                                 source_visibility=request.visibility)
-            lines += _codes_lines(resolution.codes)
-            lines.append(f"  classeur            {resolution.classeur}")
-        except BridgeError as exc:
-            blocked.append(exc.message_fr)
+        # A CDA travels as it is (bridge.cda_passthrough): judged like the dispatcher does.
+        resolution = _judge_request(request, matrix, target, lines, blocked,
+                                    is_pdf=document.kind == "pdf")
     return _verdict(lines, resolution, blocked)
 
 
