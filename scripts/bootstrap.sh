@@ -14,6 +14,18 @@ python_ok() {
 if ! python_ok; then
   need_apt+=(python3 python3-venv python3-pip)
 fi
+if [ "$extra" = "test" ]; then
+  # The card tests use real components: pcscd with the vpcd virtual reader, SoftHSM2, and
+  # what pyscard needs to compile; the dashboard tests drive Debian's Chromium.
+  for pkg in pcscd libpcsclite-dev swig gcc vsmartcard-vpcd softhsm2 opensc iproute2 \
+             util-linux chromium chromium-driver; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+  done
+  if ! python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(
+      os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null; then
+    need_apt+=(python3-dev)
+  fi
+fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "Il manque ${need_apt[*]} : relancez en root (ou avec sudo)." >&2
@@ -32,7 +44,7 @@ want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "Installation des paquets Python dans .venv (journal : .venv/pip-install.log)…"
   target="."
-  [ "$extra" = "test" ] && target=".[test]"
+  [ "$extra" = "test" ] && target=".[test,carte]"
   if ! { .venv/bin/python -m pip install --upgrade pip &&
          .venv/bin/python -m pip install -e "$target"; } > .venv/pip-install.log 2>&1; then
     tail -n 30 .venv/pip-install.log >&2

@@ -6,10 +6,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bridge.jobs import JobState
-from service.cli_commands import COMMANDS, EXIT_CONFIG
+from service import cli_card, cli_ops
+from service.cli_commands import COMMANDS, EXIT_CONFIG, Handler
 from service.config import CONFIG_NAME, ConfigError
+
+# Subcommand groups that live in their own modules: each adds its parsers and returns the
+# handlers of the commands it added (by name).
+EXTENSIONS = (cli_card, cli_ops)
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +27,8 @@ def _config_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(handlers: dict[str, Handler] | None = None) -> argparse.ArgumentParser:
+    """The whole parser; the extensions' handlers are added to `handlers` when given."""
     parser = argparse.ArgumentParser(
         prog="dmp-bridge",
         description="Passerelle qui alimente le DMP (Mon espace santé) avec les documents que "
@@ -187,13 +194,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_arg(cancel)
     cancel.add_argument("job_id", type=int, metavar="NUMERO", help="numéro du document")
+    _add_extensions(sub, handlers)
     return parser
 
 
+def _add_extensions(sub: Any, handlers: dict[str, Handler] | None) -> None:
+    for extension in EXTENSIONS:
+        added = extension.register(sub, _config_arg)
+        if handlers is not None:
+            handlers.update(added)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    handlers: dict[str, Handler] = dict(COMMANDS)
+    args = build_parser(handlers).parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return handlers[args.command](args)
     except ConfigError as exc:
         print(f"dmp-bridge : {exc.message_fr}", file=sys.stderr)
         return EXIT_CONFIG

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from bridge.jobs import JobState
@@ -16,6 +17,7 @@ from service.config import BridgeConfig, ConfigError, load_config
 from service.labels import RELEASED_BY_USER, STATE_LABELS
 
 EXIT_CONFIG = 2
+Handler = Callable[[argparse.Namespace], int]
 
 
 def _load(path: Path) -> BridgeConfig:
@@ -291,7 +293,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {
+COMMANDS: dict[str, Handler] = {
     "init": _cmd_init,
     "run": _cmd_run,
     "simulator": _cmd_simulator,
