@@ -36,6 +36,7 @@ class TestPki:
     """Where the test authority's files are."""
 
     ca_cert: Path
+    ca_key: Path  # kept so test CPS cards can be issued later (tests, `card` demo)
     server: CertPair
     org_auth: CertPair
     org_sign: CertPair
@@ -49,6 +50,7 @@ def pki_layout(directory: Path) -> TestPki:
 
     return TestPki(
         ca_cert=directory / "ac-test.pem",
+        ca_key=directory / "ac-test.key",
         server=pair("simulateur-serveur"),
         org_auth=pair("org-auth-cli"),
         org_sign=pair("org-sign"),
@@ -81,7 +83,7 @@ def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
 
 def _issue(
     subject: x509.Name,
-    key: rsa.RSAPrivateKey,
+    key: rsa.RSAPrivateKey | rsa.RSAPublicKey,
     issuer: x509.Name,
     issuer_key: rsa.RSAPrivateKey,
     *,
@@ -95,7 +97,7 @@ def _issue(
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuer)
-        .public_key(key.public_key())
+        .public_key(key.public_key() if isinstance(key, rsa.RSAPrivateKey) else key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now)
         .not_valid_after(now + VALIDITY)
@@ -212,6 +214,46 @@ def generate_test_pki(
     _write_private(layout.org_auth.cert, auth_cert.public_bytes(pem))
     _write_private(layout.org_sign.key, _key_pem(sign_key))
     _write_private(layout.org_sign.cert, sign_cert.public_bytes(pem))
+    _write_private(layout.ca_key, _key_pem(ca_key))
     # The CA certificate last: its presence is what marks the set as complete.
     _write_private(layout.ca_cert, ca_cert.public_bytes(pem))
     return layout
+
+
+def issue_card_certificate(
+    layout: TestPki,
+    public_key: rsa.RSAPublicKey,
+    *,
+    national_id: str,
+    family_name: str,
+    given_name: str,
+    authentication: bool,
+) -> x509.Certificate:
+    """A TEST CPS certificate for a key held by a card or a token (the key never leaves it).
+
+    Subject shaped like a CPS certificate (spec/card-auth.md A3): CN = PS_IdNat, SN, GN.
+    `authentication`: the TLS key (digitalSignature, keyEncipherment, clientAuth); otherwise
+    the signature key (digitalSignature, nonRepudiation).
+    """
+    try:
+        ca_key = serialization.load_pem_private_key(layout.ca_key.read_bytes(), password=None)
+        ca_cert = x509.load_pem_x509_certificate(layout.ca_cert.read_bytes())
+    except (OSError, ValueError):
+        raise ValueError(
+            f"L'autorité de test ({layout.ca_key}) est absente : régénérez la PKI de test "
+            "(dmp-bridge init --test-pki --force)."
+        ) from None
+    if not isinstance(ca_key, rsa.RSAPrivateKey):
+        raise ValueError("La clé de l'autorité de test n'est pas une clé RSA.")
+    subject = x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "CPS TEST DMP-BRIDGE"),
+        x509.NameAttribute(NameOID.SURNAME, family_name),
+        x509.NameAttribute(NameOID.GIVEN_NAME, given_name),
+        x509.NameAttribute(NameOID.COMMON_NAME, national_id),
+    ])
+    return _issue(
+        subject, public_key, ca_cert.subject, ca_key,
+        usage=ExtendedKeyUsageOID.CLIENT_AUTH if authentication else None,
+        digital_signature_only=not authentication,
+    )
