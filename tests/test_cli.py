@@ -109,8 +109,8 @@ def test_init_creates_the_configuration_folders_and_private_test_keys(
     pems = {p.name for p in (folder / "pki").glob("*.pem")}
     assert pems == {"ac-test.pem", "simulateur-serveur.pem", "org-auth-cli.pem", "org-sign.pem"}
     keys = sorted((folder / "pki").glob("*.key"))
-    assert {p.name for p in keys} == {"simulateur-serveur.key", "org-auth-cli.key",
-                                      "org-sign.key"}
+    assert {p.name for p in keys} == {"ac-test.key", "simulateur-serveur.key",
+                                      "org-auth-cli.key", "org-sign.key"}
     for key in keys:
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key.name
     for path in (config.credentials.tls_cert, config.credentials.sign_key, config.dmp.server_ca):
