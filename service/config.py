@@ -72,11 +72,64 @@ class DmpSection(_Section):
 
 
 class CredentialsSection(_Section):
-    mode: Literal["etablissement"] = "etablissement"
+    # « etablissement »: the structure's software certificates (INDIRECTE); « carte »: the
+    # professionals' CPS cards (DIRECTE; see [carte]).
+    mode: Literal["etablissement", "carte"] = "etablissement"
     tls_cert: Path = Path("pki/org-auth-cli.pem")
     tls_key: Path = Path("pki/org-auth-cli.key")
     sign_cert: Path = Path("pki/org-sign.pem")
     sign_key: Path = Path("pki/org-sign.key")
+    # IGC Santé certificates as delivered (PKCS#12); when set, they replace the PEM pairs.
+    tls_p12: Path | None = None
+    sign_p12: Path | None = None
+    # The PKCS#12 passphrase, alone in a file readable by the service account only.
+    p12_passphrase_file: Path | None = None
+
+
+def _default_pkcs11_module() -> Path:
+    """Where the ANS Cryptolib CPS installs its PKCS#11 module (spec/card-auth.md A4)."""
+    import sys
+
+    if sys.platform == "win32":
+        return Path("C:/Windows/System32/cps3_pkcs11_w64.dll")
+    if sys.platform == "darwin":
+        return Path("/usr/local/lib/libcps3_pkcs11_osx.dylib")
+    return Path("/usr/lib/libcps3_pkcs11_lux.so")
+
+
+class CarteSection(_Section):
+    # « pkcs11 »: the card through its PKCS#11 module (the Cryptolib CPS; production).
+    # « apdu »: the project's emulated test card, spoken to directly over PC/SC (tests, demo).
+    acces: Literal["pkcs11", "apdu"] = "pkcs11"
+    module: Path = Field(default_factory=_default_pkcs11_module)
+    # Readers to use (PC/SC names); empty: every reader.
+    lecteurs: list[str] = Field(default_factory=list)
+    # The situation d'exercice to feed from when a card carries several (1 … 16); None: ask.
+    situation: Annotated[int, Field(ge=1, le=16)] | None = None
+
+
+class DashboardSection(_Section):
+    # The local web dashboard (French), on 127.0.0.1 only; also serves /metrics.
+    enabled: bool = True
+    port: Annotated[int, Field(ge=1, le=65535)] = 8790
+
+
+class AlertsSection(_Section):
+    # A document waiting longer than this raises an alert (hours).
+    queue_age_hours: Annotated[float, Field(gt=0, le=720)] = 24.0
+    # Free space under this on the data folder's disk raises an alert (MiB).
+    low_disk_mb: Annotated[int, Field(ge=1, le=1_000_000)] = 500
+    # Optional e-mail: SMTP server, sender and recipients (no password stored here: a relay
+    # of the practice's network, or smtp_password_file readable by the service only).
+    smtp_host: str | None = None
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = 25
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password_file: Path | None = None
+    email_from: str | None = None
+    email_to: list[str] = Field(default_factory=list)
+    # Optional webhook: a JSON POST per alert start and end.
+    webhook_url: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
 
 
 class SimulatorSection(_Section):
@@ -121,6 +174,9 @@ class BridgeConfig(_Section):
     intake: IntakeSection = IntakeSection()
     dmp: DmpSection = DmpSection()
     credentials: CredentialsSection = CredentialsSection()
+    carte: CarteSection = CarteSection()
+    dashboard: DashboardSection = DashboardSection()
+    alerts: AlertsSection = AlertsSection()
     simulator: SimulatorSection = SimulatorSection()
     matrix: MatrixSection = MatrixSection()
     mllp: MllpSection = MllpSection()
@@ -177,7 +233,10 @@ _HINTS = {
     "dmp.max_rate_per_second": "entre 0 et 5 : le DMP demande de rester sous 5 transactions/s",
     "simulator.port": "un port entre 1 et 65535",
     "logging.level": "debug, info, warning ou error",
-    "credentials.mode": "« etablissement » (certificats logiciels de la structure)",
+    "credentials.mode": "« etablissement » (certificats logiciels de la structure) ou « carte » "
+    "(cartes CPS des professionnels)",
+    "carte.acces": "« pkcs11 » (Cryptolib CPS) ou « apdu » (carte de test émulée)",
+    "carte.situation": "le numéro de la situation d'exercice, entre 1 et 16",
     "bridge.environment": "« simulateur » ou « production »",
     "bridge.retention_days": "un nombre de jours entre 1 et 3650 (90 par défaut)",
     "dmp.retry_first_seconds": "un délai en secondes entre 1 et 3600 (30 par défaut)",
@@ -285,6 +344,7 @@ lot_max_documents = 10
 
 [credentials]
 # « etablissement » : certificats logiciels de la structure (mode d'authentification indirect).
+# « carte » : la carte CPS du professionnel dans un lecteur (mode direct, voir [carte]).
 mode = "etablissement"
 # Certificat ORG AUTH_CLI (authentification TLS) et sa clé.
 tls_cert = "pki/org-auth-cli.pem"
@@ -292,6 +352,38 @@ tls_key = "pki/org-auth-cli.key"
 # Certificat ORG SIGN (cachet : signe le VIHF et le lot de soumission) et sa clé.
 sign_cert = "pki/org-sign.pem"
 sign_key = "pki/org-sign.key"
+# Certificats livrés par l'IGC Santé au format PKCS#12 (.p12) : ils remplacent les paires
+# ci-dessus. La phrase de passe est seule dans un fichier lisible par le service uniquement.
+# tls_p12 = "pki/auth.p12"
+# sign_p12 = "pki/sign.p12"
+# p12_passphrase_file = "pki/phrase-p12.txt"
+
+[carte]
+# Utilisé quand credentials.mode = "carte".
+# « pkcs11 » : la carte par la Cryptolib CPS de l'ANS (à installer ; chemin ci-dessous).
+acces = "pkcs11"
+# Module PKCS#11 de la Cryptolib CPS (Windows : C:/Windows/System32/cps3_pkcs11_w64.dll).
+# module = "/usr/lib/libcps3_pkcs11_lux.so"
+# Lecteurs à utiliser (noms PC/SC) ; vide : tous.
+lecteurs = []
+# Situation d'exercice d'où partent les documents, si la carte en porte plusieurs.
+# situation = 1
+
+[dashboard]
+# Tableau de bord en français sur http://127.0.0.1:PORT/ (jeton du fichier donnees/jeton-api).
+enabled = true
+port = 8790
+
+[alerts]
+# Alerte quand un document attend depuis plus de queue_age_hours heures, ou quand l'espace
+# libre du disque des données passe sous low_disk_mb Mo. Une alerte au début, une à la fin.
+queue_age_hours = 24.0
+low_disk_mb = 500
+# Envoi facultatif par courriel (serveur SMTP du cabinet) et/ou par webhook (POST JSON).
+# smtp_host = "smtp.cabinet.local"
+# email_from = "dmp-bridge@cabinet.local"
+# email_to = ["secretariat@cabinet.local"]
+# webhook_url = "https://supervision.urps.example/alertes"
 
 [simulator]
 # true : dmp-bridge démarre lui-même le simulateur du DMP sur 127.0.0.1.
