@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from bridge.dmp_answer import Decision
 from bridge.dmp_error_table import ErrorClass
+from bridge.domain import Author
 from bridge.ebrim import sha1_hex
 from bridge.errors import BridgeError
 from bridge.jobs import Job, JobState
@@ -47,7 +48,8 @@ class AmbiguityResolver:
     """Asks the DMP about documents whose submission may or may not have been registered."""
 
     def __init__(self, store: Store, lots: LotAssembler,
-                 transactions: Callable[[], DmpTransactions], *, lease: dt.timedelta) -> None:
+                 transactions: Callable[[Author], DmpTransactions | None], *,
+                 lease: dt.timedelta) -> None:
         self._store = store
         self._lots = lots
         self._transactions = transactions
@@ -56,8 +58,11 @@ class AmbiguityResolver:
     async def ask(self, request: DocumentRequest, package: Package,
                   document_unique_id: str) -> Decision | None:
         """Does the DMP hold this document, with our bytes? None when it cannot be told now."""
+        transactions = self._transactions(request.author)
+        if transactions is None:
+            return None  # no credentials may ask for this author now (card out): still unknown
         try:
-            entry = await self._transactions().find_entry(
+            entry = await transactions.find_entry(
                 request.patient.ins, document_unique_id, author=request.author)
         except (BridgeError, TransportError):
             return None  # the DMP could not answer (or the clock is wrong): still unknown

@@ -25,9 +25,11 @@ from dataclasses import dataclass
 
 import structlog
 
+from bridge.card_port import CardError
 from bridge.credentials_port import Credentials
 from bridge.dmp_answer import UNKNOWN_CODE_PREFIX, Decision, decide, parse_answer, transport_failure
 from bridge.dmp_error_table import ErrorClass
+from bridge.domain import Author
 from bridge.errors import BridgeError
 from bridge.jobs import Job, JobState
 from bridge.retry import RetryPolicy
@@ -43,6 +45,7 @@ from service.ambiguity import AmbiguityResolver
 from service.gatekeeping import Gatekeeping
 from service.lot_assembly import DEFAULT_LOT_MAX, LotAssembler, Outgoing
 from service.queue_care import QueueCare
+from service.wallet import Opened, Wallet
 
 __all__ = ["Dispatcher", "Finished", "Gatekeeping"]
 
@@ -83,8 +86,8 @@ class Dispatcher:
     def __init__(
         self,
         store: Store,
-        client: DmpClient,
-        credentials: Credentials,
+        client: DmpClient | None,
+        credentials: Credentials | None,
         *,
         source_id: str,
         software: Software,
@@ -94,13 +97,18 @@ class Dispatcher:
         on_finished: Callable[[Finished], None] | None = None,
         lot_max: int = DEFAULT_LOT_MAX,
         care: QueueCare | None = None,
+        wallet: Wallet | None = None,
     ) -> None:
+        """`client` and `credentials`: one fixed set (establishment mode); or `wallet`: the
+        credentials open right now (CPS cards come and go), the other two then None."""
         self._store = store
-        self._client = client
         self._source_id = source_id
         self._software = software
-        self._credentials = credentials
-        self._transactions = self._new_transactions()
+        if wallet is None:
+            assert client is not None and credentials is not None
+            wallet = Wallet.single(client, credentials, source_id=source_id, software=software)
+        self._wallet = wallet
+        wallet.on_change(self._on_wallet_change)
         self._retry = retry or RetryPolicy()
         self._on_finished = on_finished
         self._wake = asyncio.Event()
@@ -108,16 +116,20 @@ class Dispatcher:
         self._stopping = False
         self._care = care or QueueCare(store, lifetime=lifetime)
         self._lots = LotAssembler(store, gate, source_id=source_id, lot_max=lot_max,
-                                  lease=LEASE, credentials=lambda: self._credentials)
-        self._ambiguity = AmbiguityResolver(store, self._lots, lambda: self._transactions,
+                                  lease=LEASE, opened_for=wallet.for_author)
+        self._ambiguity = AmbiguityResolver(store, self._lots, self._transactions_for,
                                             lease=LEASE)
         self._credentials_changed = False
         self.paused_until: dt.datetime | None = None
         self.pause_reason: str | None = None  # French, for the status and the dashboard
 
-    def _new_transactions(self) -> DmpTransactions:
-        return DmpTransactions(self._client, self._credentials, software=self._software,
-                               source_id=self._source_id)
+    def _transactions_for(self, author: Author) -> DmpTransactions | None:
+        opened = self._wallet.for_author(author)
+        return None if opened is None else opened.transactions
+
+    @property
+    def wallet(self) -> Wallet:
+        return self._wallet
 
     def wake(self) -> None:
         """A job was just queued: look now rather than at the next poll."""
@@ -130,10 +142,17 @@ class Dispatcher:
         self._wake.set()
 
     def replace_credentials(self, credentials: Credentials) -> None:
-        """Other credentials were opened (a card inserted, new certificates): the documents
-        that waited for them are tried again at once."""
-        self._credentials = credentials
-        self._transactions = self._new_transactions()
+        """Other establishment credentials replace the open ones (new certificates), on the
+        same DMP connection: the documents that waited for them are tried again at once."""
+        names = self._wallet.names()
+        client = self._wallet.clients()[0]
+        for name in names:
+            self._wallet.remove(name)
+        self._wallet.put(names[0], client, credentials)
+
+    def _on_wallet_change(self) -> None:
+        """Credentials were opened or closed (a card logged in or pulled out): the documents
+        that waited for credentials are looked at again at once, and a pause ends."""
         self._credentials_changed = True
         self.resume()
 
@@ -293,12 +312,13 @@ class Dispatcher:
 
     async def _submit(self, outgoing: Outgoing) -> None:
         request, package, jobs = outgoing.request, outgoing.package, outgoing.jobs
+        opened = outgoing.opened
         try:
-            envelope = signed_envelope(
-                self._credentials, self._software, author=request.author,
+            envelope = await asyncio.to_thread(
+                signed_envelope, opened.credentials, self._software, author=request.author,
                 patient=request.patient.ins, action=ACTION_ITI41,
-                to=self._client.url("repository"), body=package.body, now=_now())
-        except ClockSkew as exc:
+                to=opened.client.url("repository"), body=package.body, now=_now())
+        except (ClockSkew, CardError) as exc:
             await self._finish(jobs, Decision(ErrorClass.ENVIRONMENT, JobState.QUEUED, exc.code,
                                               exc.message_fr), attempt=False)
             return
@@ -310,7 +330,7 @@ class Dispatcher:
                     root_id=f"root-{uuid.uuid4()}@dmp-bridge", parts=package.parts)
         for job in jobs:
             await asyncio.to_thread(self._store.mark_sent, job.id)
-        decision = await self._send(http)
+        decision = await self._send(opened.client, http)
         if decision.state is JobState.AMBIGUOUS:
             # Each job is asked about by its own uniqueId (a lot is registered atomically, so
             # they agree; but none relies on another's answer).
@@ -319,7 +339,7 @@ class Dispatcher:
                 await self._finish([member.job], own or decision, attempt=True)
             return
         if decision.code in PATIENT_STATE_CODES:
-            decision = await self._explain_patient_state(request, decision)
+            decision = await self._explain_patient_state(opened, request, decision)
         if decision.state is JobState.DEAD and len(package.document_unique_ids) > 1:
             # A permanent refusal of a lot may be caused by one document only: the others must
             # not die with it. The attempt counts; each document then goes alone once.
@@ -330,20 +350,20 @@ class Dispatcher:
             return
         await self._finish(jobs, decision, attempt=True)
 
-    async def _explain_patient_state(self, request: DocumentRequest,
+    async def _explain_patient_state(self, opened: Opened, request: DocumentRequest,
                                      decision: Decision) -> Decision:
         """The DMP said no DMP / closed: one TD0.2 existence test tells the user which, and
         only then (the DMP asks integrators not to test existence before every feed)."""
-        status = await self._transactions.test_existence(request.patient.ins,
+        status = await opened.transactions.test_existence(request.patient.ins,
                                                         author=request.author)
         if status.state is DmpState.INCONNU:
             return decision
         return Decision(decision.error_class, decision.state, decision.code,
                         f"{status.message_fr} {decision.message_fr}")
 
-    async def _send(self, http: HttpRequestBody) -> Decision:
+    async def _send(self, client: DmpClient, http: HttpRequestBody) -> Decision:
         try:
-            answer = await self._client.post("repository", http)
+            answer = await client.post("repository", http)
         except TransportError as exc:
             return transport_failure(exc.maybe_delivered, exc.detail, tls=exc.tls)
         return decide(parse_answer(answer.status, answer.content_type, answer.body))

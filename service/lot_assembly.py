@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bridge.card_port import CardError
 from bridge.cda_header import CdaHeader
 from bridge.cda_passthrough import (
     build_passthrough_package,
@@ -33,7 +34,7 @@ from bridge.classify import resolve
 from bridge.credentials_port import Credentials
 from bridge.dmp_answer import Decision
 from bridge.dmp_error_table import ErrorClass
-from bridge.domain import DocumentCodes
+from bridge.domain import Author, DocumentCodes
 from bridge.errors import BridgeError, HeldForPerson, IdentityRejected
 from bridge.identity_gate import check_identity, check_not_opposed
 from bridge.jobs import Job, JobState
@@ -42,6 +43,7 @@ from bridge.sidecar import DocumentRequest, parse_sidecar
 from bridge.store_port import CorruptPayload, Store
 from service.gatekeeping import Gatekeeping
 from service.labels import RELEASED_BY_USER
+from service.wallet import Opened
 
 # One submission set carries at most this many documents by default: enough to drain a morning
 # round of one patient at once, small enough that a refused lot costs few resends.
@@ -74,6 +76,7 @@ class Outgoing:
     members: tuple[Member, ...]
     document_ids: tuple[str, ...]  # same order as members
     package: Package
+    opened: Opened  # the credentials (and their DMP connection) that send it
 
     @property
     def request(self) -> DocumentRequest:
@@ -101,6 +104,10 @@ class Assembly:
 
 def stop_decision(exc: BridgeError) -> Decision:
     """What a failed local check means for the job (no attempt is used)."""
+    if isinstance(exc, CardError):
+        # The card was pulled out or logged out while signing: nothing is wrong with the
+        # document; it goes back to the queue and waits for the card (no attempt used).
+        return Decision(ErrorClass.ENVIRONMENT, JobState.QUEUED, exc.code, exc.message_fr)
     if isinstance(exc, CorruptPayload):
         return Decision(None, JobState.CORRUPT, exc.code, exc.message_fr)
     if isinstance(exc, IdentityRejected | HeldForPerson):
@@ -123,13 +130,13 @@ class LotAssembler:
     """Admits and packages the jobs the dispatcher leased."""
 
     def __init__(self, store: Store, gate: Gatekeeping, *, source_id: str, lot_max: int,
-                 lease: dt.timedelta, credentials: Callable[[], Credentials]) -> None:
+                 lease: dt.timedelta, opened_for: Callable[[Author], Opened | None]) -> None:
         self._store = store
         self._gate = gate
         self._source_id = source_id
         self._lot_max = max(1, lot_max)
         self._lease = lease
-        self._credentials = credentials
+        self._opened_for = opened_for
 
     async def request(self, job: Job) -> DocumentRequest:
         metadata = await asyncio.to_thread(self._store.metadata, job.id)
@@ -214,11 +221,12 @@ class LotAssembler:
             assembly.split = [m.job for m in members]
             assembly.split_submission_id = package.submission_unique_id
             return
-        if not self._credentials().may_send_as(members[0].request.author):
+        opened = self._opened_for(members[0].request.author)
+        if opened is None:
             assembly.waiting = [(m.job, m.request) for m in members]
             return
         ids = tuple(m.job.document_unique_id or package.document_unique_id for m in members)
-        assembly.outgoing = Outgoing(tuple(members), ids, package)
+        assembly.outgoing = Outgoing(tuple(members), ids, package, opened)
 
     async def _group(self, leader: Job, assembly: Assembly) -> None:
         """A job never packaged: it leads a new lot of its patient's and author's ready jobs."""
@@ -226,8 +234,8 @@ class LotAssembler:
         if isinstance(first, Decision):
             assembly.stopped.append((leader, first))
             return
-        credentials = self._credentials()
-        if not credentials.may_send_as(first.request.author):
+        opened = self._opened_for(first.request.author)
+        if opened is None:
             assembly.waiting.append((leader, first.request))
             return  # its companions stay queued: they wait for the same credentials
         others: list[Job] = []
@@ -236,17 +244,34 @@ class LotAssembler:
                                              self._lease, self._lot_max - 1)
         members = [first]
         for member in await self._admit_all(others, assembly, with_pdf=True):
-            if member.cda is None and credentials.may_send_as(member.request.author):
+            if member.cda is None and opened.credentials.may_send_as(member.request.author):
                 members.append(member)
             else:  # same author key, so not expected; never send what may not be sent
                 assembly.waiting.append((member.job, member.request))
         try:
-            assembly.outgoing = await self._package(members, credentials)
+            assembly.outgoing = await self._package(members, opened)
         except BridgeError as exc:
             assembly.stopped.extend((m.job, stop_decision(exc)) for m in members)
 
-    async def _package(self, members: list[Member], credentials: Credentials) -> Outgoing:
-        """Build, sign and store the bytes once; every job keeps them (and its own id)."""
+    async def _package(self, members: list[Member], opened: Opened) -> Outgoing:
+        """Build, sign and store the bytes once; every job keeps them (and its own id).
+
+        Signing may use a card (PKCS#11, PC/SC): it runs in a thread, off the event loop."""
+        built = await asyncio.to_thread(self._build, members, opened.credentials)
+        data = built.to_bytes()
+        for member, document_id in zip(members, built.document_unique_ids, strict=True):
+            await asyncio.to_thread(self._store.save_package, member.job.id, document_id,
+                                    built.submission_unique_id, data)
+        # Read back: if a package already existed, the first one is the one we send. Only a
+        # single document can meet one (lots are made of jobs never packaged, all leased here).
+        stored = await asyncio.to_thread(self._store.package, members[0].job.id)
+        assert stored is not None
+        if stored != data:
+            assert len(members) == 1, "a lot member already had a package"
+            built = Package.from_bytes(stored)
+        return Outgoing(tuple(members), built.document_unique_ids, built, opened)
+
+    def _build(self, members: list[Member], credentials: Credentials) -> Package:
         now = _now()
         if len(members) == 1 and members[0].cda is not None:
             # A received CDA goes as it is, alone: its own id, its exact bytes.
@@ -275,18 +300,7 @@ class LotAssembler:
                 submission_id=uuid.uuid4(), signature_id=uuid.uuid4(), now=now,
                 source_id=self._source_id, certificate=credentials.signing_certificate,
                 sign=credentials.sign)
-        data = built.to_bytes()
-        for member, document_id in zip(members, built.document_unique_ids, strict=True):
-            await asyncio.to_thread(self._store.save_package, member.job.id, document_id,
-                                    built.submission_unique_id, data)
-        # Read back: if a package already existed, the first one is the one we send. Only a
-        # single document can meet one (lots are made of jobs never packaged, all leased here).
-        stored = await asyncio.to_thread(self._store.package, members[0].job.id)
-        assert stored is not None
-        if stored != data:
-            assert len(members) == 1, "a lot member already had a package"
-            built = Package.from_bytes(stored)
-        return Outgoing(tuple(members), built.document_unique_ids, built)
+        return built
 
 
 def _now() -> dt.datetime:

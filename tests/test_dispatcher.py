@@ -55,6 +55,11 @@ class Rig:
     simulator: RunningSimulator
     dispatcher: Dispatcher
 
+    @property
+    def client(self) -> DmpClient:
+        """The DMP connection of the rig's dispatcher (to build another one beside it)."""
+        return self.dispatcher.wallet.clients()[0]
+
     def queue(self, key: str, *, received_at: dt.datetime | None = None,
               sidecar: dict[str, object] | None = None, lots: bool = False) -> Job:
         """Queue one document; with `lots`, with the keys the runner adds (it may be grouped)."""
@@ -347,7 +352,7 @@ async def test_three_documents_of_one_patient_go_in_one_submission_set(rig: Rig)
 
 
 async def test_a_lot_is_capped(rig: Rig, credentials: SoftwareCredentials) -> None:
-    dispatcher = Dispatcher(rig.store, rig.dispatcher._client, credentials, source_id="2.25.1",
+    dispatcher = Dispatcher(rig.store, rig.client, credentials, source_id="2.25.1",
                             software=SOFTWARE, gate=Gatekeeping(load_matrix()), lot_max=4)
     jobs = [rig.queue(f"plafond-{n}", lots=True) for n in range(10)]
     await drain(dispatcher)
@@ -403,7 +408,7 @@ async def test_a_lot_whose_document_left_it_is_sent_again_one_by_one(
     meantime: the others go alone, and so does the held one once released (same uniqueIds)."""
     fast = RetryPolicy(first_delay=dt.timedelta(milliseconds=1),
                        max_delay=dt.timedelta(milliseconds=1))
-    dispatcher = Dispatcher(rig.store, rig.dispatcher._client, credentials, source_id="2.25.1",
+    dispatcher = Dispatcher(rig.store, rig.client, credentials, source_id="2.25.1",
                             software=SOFTWARE, gate=Gatekeeping(load_matrix()), retry=fast)
     rig.simulator.faults.fail_next(InjectedFault(kind=FaultKind.REGISTRY_BUSY, service="iti41"))
     jobs = [rig.queue(f"parti-{n}", lots=True) for n in range(3)]
@@ -543,7 +548,7 @@ async def test_a_long_wait_is_warned_once_even_across_a_restart(
     with capture_logs() as logs:
         await rig.dispatcher.run_once()
         await rig.dispatcher.run_once()
-        restarted = Dispatcher(rig.store, rig.dispatcher._client, credentials,
+        restarted = Dispatcher(rig.store, rig.client, credentials,
                                source_id="2.25.1", software=SOFTWARE,
                                gate=Gatekeeping(load_matrix()))
         await restarted.run_once()
