@@ -9,11 +9,17 @@ from typing import Protocol
 from lxml import etree
 
 from bridge.domain import Author
+from bridge.vihf import AuthMode
 from bridge.xades import SigningCertificate
 
 
 class Credentials(Protocol):
     """Signing identity of the structure or the professional."""
+
+    @property
+    def auth_mode(self) -> AuthMode:
+        """DIRECTE for a CPS card, INDIRECTE for the structure's certificates."""
+        ...
 
     @property
     def issuer_dn(self) -> str:
@@ -37,4 +43,10 @@ class Credentials(Protocol):
         Establishment certificates: only for their own structure (the author's Struct_IdNat is
         the certificate's OU). A CPS card: only for its holder (the author's RPPS).
         """
+        ...
+
+    def sender(self, author: Author) -> Author:
+        """The author as the DMP must see it in the VIHF and the submission set: the document's
+        own for establishment certificates; for a card, its holder in the situation d'exercice
+        chosen at login (the DMP checks the VIHF structure against the card)."""
         ...

@@ -158,9 +158,20 @@ def decide(answer: DmpAnswer) -> Decision:
     raise AssertionError("unreachable: every known class is handled")
 
 
-def transport_failure(sent: bool, detail: str, *, tls: bool = False) -> Decision:
+def transport_failure(sent: bool, detail: str, *, tls: bool = False,
+                      card: bool = False) -> Decision:
     """A connection or timeout failure: ambiguous when the request may have reached the DMP;
-    a TLS handshake failure is the environment's (certificates, trust store), not the DMP's."""
+    a TLS handshake failure is the environment's (certificates, trust store, the CPS card),
+    not the DMP's."""
+    if card and not sent:
+        return Decision(
+            ErrorClass.ENVIRONMENT,
+            JobState.QUEUED,
+            "DMP_CARTE",
+            "La carte CPS a été retirée ou n'est plus utilisable : rien n'est parti. "
+            "Réinsérez la carte et saisissez son code PIN ; les envois reprendront aussitôt. "
+            f"Détail : {detail[:200]}",
+        )
     if tls and not sent:
         return Decision(
             ErrorClass.ENVIRONMENT,

@@ -1,8 +1,10 @@
 """The VIHF: the SAML 2.0 assertion that tells the DMP who is feeding, for whom, and how
 (spec/dmp-protocol.md §2.3). Built unsigned here; the credentials sign it (enveloped XML-DSig)
 in place of the `ds:Signature` placeholder that sits right after `Issuer`, where SAML wants it.
-In direct mode (CPS card in the TLS handshake) the assertion travels unsigned (spec §2.3,
-INFERRED), so it is built without the placeholder.
+In direct mode the card's signature key signs it (spec/card-auth.md A1–A2: the GIE SESAM-Vitale
+TLSi sample signs with CPS_PRIV_SIG, and the DMP is reported to reject a VIHF signed by the
+authentication key — so it checks a signature in direct mode too; dmp-protocol.md §2.3's
+"unsigned in direct mode" is INFERRED only).
 
 Also here: the access modes (normal, bris de glace, centre 15 for a SAMU regulator only), the
 authentication modes and their AuthnContext, and the clock check that refuses to build or sign
@@ -61,11 +63,6 @@ class AuthMode(StrEnum):
             AuthMode.INDIRECTE: "TLSClient",  # the structure's certificate [DRIM]
             AuthMode.INDIRECTE_RENFORCEE: "MobileTwoFactorUnregistered",  # e-CPS / PSC [PSC]
         }[self]
-
-    @property
-    def signs_vihf(self) -> bool:
-        """Direct mode: the user is authenticated by the card in TLS; the VIHF is not signed."""
-        return self is not AuthMode.DIRECTE
 
 
 class AccessMode(StrEnum):
@@ -211,8 +208,7 @@ def build_vihf(req: VihfRequest) -> etree._Element:
         root, saml + "Issuer", Format="urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName"
     )
     issuer.text = req.issuer_dn
-    if req.auth_mode.signs_vihf:
-        etree.SubElement(root, f"{{{DS}}}Signature", nsmap={"ds": DS}, Id="placeholder")
+    etree.SubElement(root, f"{{{DS}}}Signature", nsmap={"ds": DS}, Id="placeholder")
     subject = etree.SubElement(root, saml + "Subject")
     etree.SubElement(subject, saml + "NameID").text = req.author.ps_idnat
     etree.SubElement(

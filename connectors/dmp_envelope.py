@@ -25,7 +25,7 @@ class CallerContext:
     """How the bridge speaks to the DMP: authentication and access modes (one per installation,
     from the configuration)."""
 
-    auth_mode: AuthMode = AuthMode.INDIRECTE
+    auth_mode: AuthMode | None = None  # None: the credentials' own (card: DIRECTE)
     access_mode: AccessMode = AccessMode.NORMAL
     samu_regulator: bool = False  # a regulation centre's workstation: may use centre_15
     validity: dt.timedelta = dt.timedelta(minutes=10)
@@ -49,7 +49,7 @@ def signed_envelope(
     now: dt.datetime,
     context: CallerContext | None = None,
 ) -> etree._Element:
-    """`soap:Envelope` with WS-Addressing and the VIHF (signed unless in direct mode).
+    """`soap:Envelope` with WS-Addressing and the VIHF, signed by the credentials.
 
     Raises ClockSkew (environment error: pause, consume no attempt) when `now` is outside the
     signing certificate's validity or obviously wrong, and VihfRefused for a forbidden access
@@ -63,17 +63,16 @@ def signed_envelope(
             assertion_id=f"_{uuid.uuid4().hex}",
             issue_instant=now,
             issuer_dn=credentials.issuer_dn,
-            author=author,
+            author=credentials.sender(author),
             patient=patient,
-            auth_mode=context.auth_mode,
+            auth_mode=context.auth_mode or credentials.auth_mode,
             access_mode=context.access_mode,
             software=software,
             validity=context.validity,
             samu_regulator=context.samu_regulator,
         )
     )
-    if context.auth_mode.signs_vihf:
-        assertion = credentials.sign_vihf(assertion)
+    assertion = credentials.sign_vihf(assertion)
     return build_envelope(
         action=action,
         to=to,

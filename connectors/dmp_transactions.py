@@ -166,7 +166,8 @@ class DmpTransactions:
         try:
             status, content_type_, body = await self._post(service, request)
         except TransportError as exc:
-            decision = transport_failure(exc.maybe_delivered, exc.detail, tls=exc.tls)
+            decision = transport_failure(exc.maybe_delivered, exc.detail, tls=exc.tls,
+                                         card=exc.card)
             log.info("dmp_transaction", transaction=name, ok=False, code=decision.code)
             return Outcome(False, decision.code, decision.message_fr, decision)
         decision = decide(parse_answer(status, content_type_, body))

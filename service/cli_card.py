@@ -1,14 +1,109 @@
-"""`dmp-bridge card …`: the CPS card (readers, PIN, situation d'exercice)."""
+"""`dmp-bridge card …`: the CPS card of the running bridge (readers, PIN, situation d'exercice).
+
+The card lives in the running service (its PKCS#11 session is the service's): these commands
+talk to it over the loopback listener with the local token. `card login` asks for the PIN with
+no echo (or reads one line from standard input with --pin-stdin, for a practice's own
+launcher); the PIN is sent once, in a POST body, and is not kept, logged or retried.
+"""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import json
+import sys
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
 from service.cli_commands import Handler
 
+API = "/api/v1/carte"
+
 
 def register(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]) -> dict[str, Handler]:
-    """Adds this module's subcommands to `sub` (argparse subparsers); their handlers by name."""
-    return {}
+    """Adds `card status` and `card login` to `sub` (argparse subparsers)."""
+    card = sub.add_parser(
+        "card", help="carte CPS : état des lecteurs, saisie du code PIN",
+        description="La carte CPS de la passerelle en marche (mode carte).")
+    card_sub = card.add_subparsers(dest="card_command", required=True, metavar="ACTION")
+    status = card_sub.add_parser("status", help="lecteurs, carte, titulaire, situation")
+    config_arg(status)
+    login = card_sub.add_parser(
+        "login", help="saisir le code PIN de la carte",
+        description="Demande le code PIN (sans l'afficher) et le transmet une seule fois à "
+        "la carte. Un code faux n'est jamais ressaisi automatiquement.")
+    config_arg(login)
+    login.add_argument("--lecteur", help="nom du lecteur (s'il y a plusieurs cartes)")
+    login.add_argument("--situation", type=int, metavar="N",
+                       help="numéro de la situation d'exercice (si la carte en porte plusieurs)")
+    login.add_argument("--pin-stdin", action="store_true",
+                       help="lire le code PIN sur l'entrée standard (une ligne)")
+    return {"card": _cmd_card}
+
+
+def _call(args: argparse.Namespace, method: str, path: str,
+          body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    from service.api_token import load_token
+    from service.cli_commands import _load
+
+    config = _load(args.config)
+    token = load_token(config.api_token_path)
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{config.dashboard.port}{API}{path}", data=data, method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+    except (urllib.error.URLError, OSError):
+        return 0, {"message": "La passerelle ne répond pas sur 127.0.0.1:"
+                              f"{config.dashboard.port} : démarrez-la (dmp-bridge run) en mode "
+                              "carte, puis recommencez."}
+
+
+def _cmd_card(args: argparse.Namespace) -> int:
+    if args.card_command == "status":
+        return _status(args)
+    return _login(args)
+
+
+def _status(args: argparse.Namespace) -> int:
+    code, answer = _call(args, "GET", "/etat")
+    if code != 200:
+        print(f"dmp-bridge : {answer.get('message', code)}", file=sys.stderr)
+        return 1
+    readers = answer.get("lecteurs", [])
+    if not readers:
+        print("Aucun lecteur de carte détecté.")
+    for view in readers:
+        print(f"Lecteur « {view['reader']} » : ", end="")
+        if not view["card_present"]:
+            print(view["problem_fr"] or "pas de carte.")
+            continue
+        state = "connectée" if view["logged_in"] else "code PIN attendu"
+        print(f"carte {view['card_kind']} de {view['holder_name']} — {state}")
+        for index, label in view["situations"]:
+            mark = "→" if index == view["chosen_situation"] else " "
+            print(f"   {mark} situation {label}")
+        for extra in (view["pin_warning_fr"], view["problem_fr"]):
+            if extra:
+                print(f"   {extra}")
+    return 0
+
+
+def _login(args: argparse.Namespace) -> int:
+    if args.pin_stdin:
+        pin = sys.stdin.readline().rstrip("\r\n")
+    else:
+        pin = getpass.getpass("Code PIN de la carte CPS : ")
+    body: dict[str, Any] = {"pin": pin, "lecteur": args.lecteur, "situation": args.situation}
+    del pin
+    code, answer = _call(args, "POST", "/connexion", body)
+    body.clear()
+    print(answer.get("message", f"Réponse inattendue ({code})."),
+          file=sys.stdout if code == 200 else sys.stderr)
+    return 0 if code == 200 else 1

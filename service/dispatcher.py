@@ -365,5 +365,6 @@ class Dispatcher:
         try:
             answer = await client.post("repository", http)
         except TransportError as exc:
-            return transport_failure(exc.maybe_delivered, exc.detail, tls=exc.tls)
+            return transport_failure(exc.maybe_delivered, exc.detail, tls=exc.tls,
+                                     card=exc.card)
         return decide(parse_answer(answer.status, answer.content_type, answer.body))

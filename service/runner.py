@@ -89,13 +89,26 @@ def simulator_config(config: BridgeConfig) -> SimulatorConfig:
 
 
 def load_credentials(config: BridgeConfig) -> SoftwareCredentials:
+    """The establishment certificates: two PKCS#12 files (as the IGC Santé delivers them) with
+    their passphrase file, or PEM pairs (the test PKI)."""
     c = config.credentials
     try:
+        if c.tls_p12 is not None or c.sign_p12 is not None:
+            if c.tls_p12 is None or c.sign_p12 is None or c.p12_passphrase_file is None:
+                raise ConfigError(
+                    "Section [credentials] : tls_p12, sign_p12 et p12_passphrase_file vont "
+                    "ensemble ; indiquez les deux fichiers .p12 remis par l'IGC Santé et le "
+                    "fichier qui contient leur phrase de passe.")
+            return SoftwareCredentials.from_pkcs12(
+                tls_p12=config.path(c.tls_p12),
+                sign_p12=config.path(c.sign_p12),
+                passphrase_file=config.path(c.p12_passphrase_file),
+                server_ca=config.path(config.dmp.server_ca),
+                work_dir=config.path(config.bridge.data_dir),
+            )
         return SoftwareCredentials(
-            tls_cert=config.path(c.tls_cert),
-            tls_key=config.path(c.tls_key),
-            sign_cert=config.path(c.sign_cert),
-            sign_key=config.path(c.sign_key),
+            tls_cert=config.path(c.tls_cert), tls_key=config.path(c.tls_key),
+            sign_cert=config.path(c.sign_cert), sign_key=config.path(c.sign_key),
             server_ca=config.path(config.dmp.server_ca),
         )
     except CredentialsError as exc:

@@ -509,6 +509,8 @@ class AnyStructure:
         self.signing_certificate = inner.signing_certificate
         self.sign = inner.sign
         self.sign_vihf = inner.sign_vihf
+        self.auth_mode = inner.auth_mode
+        self.sender = inner.sender
 
     def may_send_as(self, author: Author) -> bool:
         return True

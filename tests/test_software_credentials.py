@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import shutil
 import ssl
 from collections.abc import AsyncIterator
@@ -220,3 +221,40 @@ async def test_ssl_context_refuses_a_server_from_another_authority(
             await asyncio.wait_for(exchange(server.port, credentials(pki).ssl_context()), 10)
 
     assert server.peers == []
+
+
+# -- validity ------------------------------------------------------------------------------------
+
+
+def test_an_expired_pem_certificate_is_refused_with_what_to_do(pki: Pki, tmp_path: Path) -> None:
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    assert isinstance(ca_key, rsa.RSAPrivateKey)
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    current = x509.load_pem_x509_certificate(pki.org_sign.cert.read_bytes())
+    now = dt.datetime.now(dt.UTC)
+    expired = (x509.CertificateBuilder().subject_name(current.subject)
+               .issuer_name(ca_cert.subject).public_key(current.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - dt.timedelta(days=800))
+               .not_valid_after(now - dt.timedelta(days=1))
+               .sign(ca_key, hashes.SHA256()))
+    cert = tmp_path / "org-sign.pem"
+    cert.write_bytes(expired.public_bytes(serialization.Encoding.PEM))
+
+    with pytest.raises(CredentialsError) as caught:
+        SoftwareCredentials(tls_cert=pki.org_auth.cert, tls_key=pki.org_auth.key,
+                            sign_cert=cert, sign_key=pki.org_sign.key, server_ca=pki.ca_cert)
+
+    message = caught.value.message_fr
+    assert f"a expiré le {expired.not_valid_after_utc:%d/%m/%Y}" in message
+    assert "de signature (ORG SIGN)" in message and str(cert) in message
+
+
+def test_pem_credentials_report_both_validities(pki: Pki) -> None:
+    auth, sign = credentials(pki).certificate_validities()
+
+    assert auth.role.endswith("(ORG AUTH_CLI)") and sign.role.endswith("(ORG SIGN)")
+    assert sign.not_after == x509.load_pem_x509_certificate(
+        pki.org_sign.cert.read_bytes()).not_valid_after_utc
+    assert str(pki.org_sign.key) in sign.renewal_fr
+    assert credentials(pki).expiry_warnings(dt.datetime.now(dt.UTC), frozenset()).warnings == ()

@@ -70,4 +70,5 @@ def make_pki(directory: Path) -> SimPki:
     cps = _issue(directory, "cps", _name((NameOID.COUNTRY_NAME, "FR"),
                                          (NameOID.COMMON_NAME, f"{CPS_RPPS}/Alex SOIGNANT")),
                  ca, usage=ExtendedKeyUsageOID.CLIENT_AUTH)[2]
-    return SimPki(ca_cert=ca_pair.cert, server=server, org_auth=auth, org_sign=sign, cps=cps)
+    return SimPki(ca_cert=ca_pair.cert, ca_key=ca_pair.key, server=server, org_auth=auth,
+                  org_sign=sign, cps=cps)

@@ -1,0 +1,346 @@
+"""CPS cards while the bridge runs: readers, insertion and removal, PIN, credentials.
+
+The monitor (`connectors.pcsc_monitor`) reports readers and cards from its own thread; this
+module turns that into the wallet's contents:
+
+- card inserted → its public identity is read (no PIN needed) and it waits for its PIN;
+- PIN typed by a person (`dmp-bridge card login`, or the dashboard's Carte page) → one login
+  attempt, never repeated by the bridge; the situation d'exercice is chosen; the card's
+  credentials and its own TLS connection to the DMP (`connectors.card_tls`) enter the wallet,
+  and the documents of its holder that waited go at once;
+- card removed, reader unplugged, PC/SC service stopped → the session and its TLS connections
+  are dropped (EX_0.X-1040) and the card leaves the wallet: the holder's documents wait (no
+  attempt is used) until the card is back and logged in again.
+
+The PIN goes from the caller's argument to `CardSession.login` and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from bridge.card_identity import CardHolder, CardRefused, author_specialty, choose_situation
+from bridge.card_port import CardError, CardSession, KeyRole, PinStatus
+from bridge.errors import BridgeError
+from connectors.card_credentials import CardCredentials
+from connectors.card_tls import CardTlsForwarder
+from connectors.dmp_client import DmpClient
+from connectors.pcsc_monitor import PcscEvent, PcscEventKind, PcscMonitor
+from mappings.valuesets import VS, load_value_set
+from service.config import BridgeConfig
+from service.wallet import Wallet
+
+log = structlog.get_logger("dmp_bridge.card")
+
+
+@dataclass
+class CardSlot:
+    """What the bridge knows of one reader."""
+
+    reader: str
+    session: CardSession | None = None
+    holder: CardHolder | None = None
+    pin: PinStatus | None = None
+    credentials: CardCredentials | None = None
+    forwarder: CardTlsForwarder | None = None
+    client: DmpClient | None = None
+    problem_fr: str | None = None  # the last thing the user must know (unreadable, refused…)
+    situations: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReaderView:
+    """One reader as the dashboard and `dmp-bridge card status` show it (no PIN, ever)."""
+
+    reader: str
+    card_present: bool
+    holder_name: str | None
+    card_kind: str | None
+    logged_in: bool
+    situations: tuple[tuple[int, str], ...]
+    chosen_situation: int | None
+    pin_warning_fr: str | None
+    problem_fr: str | None
+
+
+@dataclass(frozen=True)
+class DmpTarget:
+    """Where and how fast each card's own connection talks to the DMP."""
+
+    url: str
+    server_ca: Path
+    timeout_seconds: float
+    rate_per_second: float
+
+
+class CardManager:
+    """Keeps the wallet in step with the cards in the readers."""
+
+    def __init__(self, wallet: Wallet, target: DmpTarget, *,
+                 open_session: Callable[[str], CardSession],
+                 specialty_display: Callable[[CardHolder], str],
+                 situation: int | None = None) -> None:
+        self._wallet = wallet
+        self._target = target
+        self._open_session = open_session
+        self._specialty_display = specialty_display
+        self._situation = situation
+        self._slots: dict[str, CardSlot] = {}
+        self._lock = asyncio.Lock()
+
+    # -- events from the monitor (on the event loop) -------------------------------------
+    async def reader_added(self, reader: str) -> None:
+        async with self._lock:
+            self._slots.setdefault(reader, CardSlot(reader))
+        log.info("card_reader_added")
+
+    async def reader_removed(self, reader: str) -> None:
+        async with self._lock:
+            slot = self._slots.pop(reader, None)
+            if slot is not None:
+                await self._drop(slot)
+        log.info("card_reader_removed")
+
+    async def card_inserted(self, reader: str) -> None:
+        async with self._lock:
+            slot = self._slots.setdefault(reader, CardSlot(reader))
+            await self._drop(slot)
+            try:
+                session = await asyncio.to_thread(self._open_session, reader)
+                slot.session = session
+                slot.holder = await asyncio.to_thread(session.holder)
+                slot.pin = await asyncio.to_thread(session.pin_status)
+                slot.holder.check_may_feed()
+            except BridgeError as exc:
+                slot.problem_fr = exc.message_fr
+                log.warning("card_unusable", code=exc.code)
+                return
+            slot.problem_fr = None
+        log.info("card_inserted", awaiting_pin=True)
+
+    async def card_removed(self, reader: str) -> None:
+        async with self._lock:
+            slot = self._slots.get(reader)
+            if slot is not None:
+                await self._drop(slot)
+        log.info("card_removed")
+
+    async def service_down(self) -> None:
+        """The PC/SC service stopped: every card is as good as removed."""
+        async with self._lock:
+            for slot in self._slots.values():
+                await self._drop(slot)
+            self._slots.clear()
+        log.warning("card_service_down", alert=True)
+
+    async def _drop(self, slot: CardSlot) -> None:
+        """Forget the card of `slot`: out of the wallet, TLS cut, session closed."""
+        self._wallet.remove(slot.reader)
+        if slot.forwarder is not None:
+            await slot.forwarder.stop()
+        if slot.client is not None:
+            await slot.client.close()
+        if slot.session is not None:
+            with contextlib.suppress(BridgeError):
+                await asyncio.to_thread(slot.session.close)
+        slot.session = slot.holder = slot.pin = slot.credentials = None
+        slot.forwarder = slot.client = None
+        slot.situations = []
+
+    # -- the person at the keyboard ----------------------------------------------------------
+    async def login(self, reader: str | None, pin: str, situation: int | None = None
+                    ) -> str | None:
+        """One PIN attempt on the card in `reader` (the only card when None).
+
+        Returns None when the card is logged in and its documents can go, else a French message
+        (wrong PIN with the tries left, blocked card, refused card, situation to choose…).
+        """
+        async with self._lock:
+            slot = self._find(reader)
+            if isinstance(slot, str):
+                return slot
+            session = slot.session
+            assert session is not None and slot.holder is not None
+            try:
+                if slot.credentials is None:
+                    await asyncio.to_thread(session.login, pin)
+                situations = await asyncio.to_thread(session.situations)
+                slot.situations = [(s.index, s.label()) for s in situations]
+                chosen = choose_situation(situations, situation or self._situation)
+                credentials = await asyncio.to_thread(
+                    CardCredentials, session, slot.holder, chosen,
+                    specialty_display=self._specialty_display(slot.holder))
+            except CardError as exc:
+                slot.pin = await self._pin_status(session)
+                log.warning("card_login_refused", code=exc.code)
+                return exc.message_fr
+            except BridgeError as exc:
+                log.warning("card_login_refused", code=exc.code)
+                slot.problem_fr = exc.message_fr
+                return exc.message_fr
+            finally:
+                del pin
+            await self._open(slot, credentials)
+        log.info("card_logged_in", situation=chosen.index)
+        return None
+
+    async def _pin_status(self, session: CardSession) -> PinStatus | None:
+        try:
+            return await asyncio.to_thread(session.pin_status)
+        except BridgeError:
+            return None
+
+    def _find(self, reader: str | None) -> CardSlot | str:
+        with_card = [s for s in self._slots.values() if s.session is not None]
+        if reader is None:
+            if len(with_card) == 1:
+                return with_card[0]
+            if not with_card:
+                return "Aucune carte CPS n'est insérée dans un lecteur."
+            return ("Plusieurs cartes sont insérées : précisez le lecteur ("
+                    + ", ".join(s.reader for s in with_card) + ").")
+        slot = self._slots.get(reader)
+        if slot is None or slot.session is None:
+            return f"Aucune carte dans le lecteur « {reader} »."
+        return slot
+
+    async def _open(self, slot: CardSlot, credentials: CardCredentials) -> None:
+        """The card's own TLS connection, then the wallet: its documents may go."""
+        if slot.forwarder is not None:
+            await slot.forwarder.stop()
+        if slot.client is not None:
+            await slot.client.close()
+        forwarder = CardTlsForwarder(
+            self._target.url, certificate_chain=[credentials.auth_certificate_der],
+            sign_digest_info=credentials.sign_tls, server_ca=self._target.server_ca)
+        local_url = await forwarder.start()
+        client = DmpClient(self._target.url, None, via=local_url,
+                           timeout_seconds=self._target.timeout_seconds,
+                           rate_per_second=self._target.rate_per_second)
+        slot.credentials, slot.forwarder, slot.client = credentials, forwarder, client
+        slot.problem_fr = None
+        slot.pin = PinStatus(tries_left=None, logged_in=True)
+        self._wallet.put(slot.reader, client, credentials)
+
+    # -- what people see -------------------------------------------------------------------
+    def readers(self) -> list[ReaderView]:
+        views = []
+        for slot in self._slots.values():
+            holder = slot.holder
+            views.append(ReaderView(
+                reader=slot.reader,
+                card_present=slot.session is not None,
+                holder_name=None if holder is None else f"{holder.given_name} {holder.family_name}",
+                card_kind=None if holder is None else holder.kind.value,
+                logged_in=slot.credentials is not None,
+                situations=tuple(slot.situations),
+                chosen_situation=None if slot.credentials is None
+                else slot.credentials.situation.index,
+                pin_warning_fr=None if slot.pin is None else slot.pin.warning_fr(),
+                problem_fr=slot.problem_fr,
+            ))
+        return views
+
+    def certificate_validities(self) -> list[tuple[str, bytes]]:
+        """(label, DER) of the certificates of the logged-in cards, for expiry warnings."""
+        found = []
+        for slot in self._slots.values():
+            if slot.credentials is not None and slot.session is not None:
+                found.append((f"carte CPS ({slot.reader}), signature",
+                              slot.session.certificate(KeyRole.SIGNATURE)))
+        return found
+
+    async def close(self) -> None:
+        async with self._lock:
+            for slot in self._slots.values():
+                await self._drop(slot)
+
+
+def specialty_display(holder: CardHolder) -> str:
+    """The JDV_J01 display of the holder's authorSpecialty (refused when it is not a known code:
+    the DMP would refuse every document)."""
+    code = author_specialty(holder)
+    found = load_value_set(VS.AUTHOR_SPECIALTY).get(code)
+    if found is None:
+        raise CardRefused(
+            f"La spécialité de la carte ({code}) n'est pas dans le jeu de valeurs JDV_J01 du "
+            "DMP : signalez-le au support de dmp-bridge avec la sortie de "
+            "« dmp-bridge card status »."
+        )
+    return found.display
+
+
+def session_opener(config: BridgeConfig) -> Callable[[str], CardSession]:
+    """How to open the card in a reader: the PKCS#11 module (production), or APDUs to the
+    project's emulated card (`carte.acces = "apdu"`, tests and demonstrations)."""
+    if config.carte.acces == "apdu":
+        from connectors.apdu_card import open_apdu_session
+
+        return open_apdu_session
+    from connectors.pkcs11_card import Pkcs11Module
+
+    module = Pkcs11Module(config.path(config.carte.module))  # loaded once, at start
+    return lambda reader: module.open(reader)
+
+
+class CardRuntime:
+    """The monitor thread feeding the manager, one event at a time, in order."""
+
+    def __init__(self, manager: CardManager, readers: list[str]) -> None:
+        self.manager = manager
+        self._readers = readers
+        self._events: asyncio.Queue[PcscEvent] = asyncio.Queue()
+        self._monitor: PcscMonitor | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def on_event(event: PcscEvent) -> None:  # the monitor's thread
+            loop.call_soon_threadsafe(self._events.put_nowait, event)
+
+        self._task = asyncio.create_task(self._consume(), name="card-events")
+        self._monitor = PcscMonitor(on_event, readers=self._readers)
+        await asyncio.to_thread(self._monitor.start)
+
+    async def _consume(self) -> None:
+        handlers = {
+            PcscEventKind.READER_ADDED: self.manager.reader_added,
+            PcscEventKind.READER_REMOVED: self.manager.reader_removed,
+            PcscEventKind.CARD_INSERTED: self.manager.card_inserted,
+            PcscEventKind.CARD_REMOVED: self.manager.card_removed,
+        }
+        while True:
+            event = await self._events.get()
+            if event.kind is PcscEventKind.SERVICE_DOWN:
+                await self.manager.service_down()
+            elif event.reader is not None and event.kind in handlers:
+                await handlers[event.kind](event.reader)
+
+    async def close(self) -> None:
+        if self._monitor is not None:
+            await asyncio.to_thread(self._monitor.stop)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.manager.close()
+
+
+def card_runtime(config: BridgeConfig, wallet: Wallet) -> CardRuntime:
+    """The card side of a bridge in card mode (credentials.mode = "carte")."""
+    manager = CardManager(
+        wallet,
+        DmpTarget(config.dmp.url, config.path(config.dmp.server_ca),
+                  config.dmp.timeout_seconds, config.dmp.max_rate_per_second),
+        open_session=session_opener(config),
+        specialty_display=specialty_display,
+        situation=config.carte.situation,
+    )
+    return CardRuntime(manager, config.carte.lecteurs)
