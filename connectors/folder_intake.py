@@ -12,6 +12,13 @@ Life of a pair of files:
 If the process dies at any point, the files are either still in the inbox or in `en-cours/`,
 which is handled again at the next start; the queue's idempotency key makes the second commit a
 no-op, so nothing is lost and nothing is queued twice.
+
+The other formats legacy software drops (bridge.folder_formats) follow the same life, as a file
+set: one file that starts it (`.hl7`/`.er7`, a CDA `.xml`, an XDM `.zip`, an HPRIM file) and the
+files it needs (the PDF an HPRIM file names, or the PDF of the same name). The whole set is
+checked for stability, claimed (companions first, the starting file last), committed — every
+document of an XDM archive, or none — then moved to `done/`, or refused to `error/` with its
+reason. Files matching the folder profile's `ignore` patterns are never touched.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import fnmatch
 import hashlib
 import os
 from collections.abc import Awaitable, Callable
@@ -32,6 +40,15 @@ from watchdog.observers.api import BaseObserver
 
 from bridge.errors import BridgeError, IntakeRejected
 from bridge.folder_document import accept_pair
+from bridge.folder_formats import (
+    PRIMARY_SUFFIXES,
+    FolderDocument,
+    FolderFormat,
+    FolderProfile,
+    companion_names,
+    primary_format,
+    read_file_set,
+)
 from bridge.jobs import Intake, Job
 from mappings.matrix import Matrix
 
@@ -42,6 +59,11 @@ DONE_DIR = "done"
 ERROR_DIR = "error"
 ORPHAN_AFTER = dt.timedelta(minutes=10)
 TEMPORARY_SUFFIXES = frozenset({".tmp", ".part", ".crdownload", ".partial"})
+SNIFF_BYTES = 4096
+# An HPRIM file is read whole to find the PDF it names; larger ones are refused by the parser.
+COMPANION_SCAN_LIMIT = 2 * 1024 * 1024
+SUPPORTED_FR = ("un PDF accompagné de sa fiche JSON du même nom, un message HL7 (.hl7, .er7), "
+                "un document CDA (.xml), une archive IHE XDM (.zip) ou un fichier HPRIM")
 
 
 @dataclass(frozen=True)
@@ -77,6 +99,7 @@ class Outcome:
     duplicate: bool = False
     code: str = ""
     message_fr: str = ""
+    jobs: tuple[Job, ...] = ()  # every job of a file set (an XDM archive may hold several)
 
 
 # Commits an intake and returns (job, created); runs in a worker thread.
@@ -136,7 +159,7 @@ def _fsync_dir(folder: Path) -> None:
 
 
 class FolderIntake:
-    """Watches one export folder and turns complete pairs into queued jobs."""
+    """Watches one export folder and turns complete pairs and file sets into queued jobs."""
 
     def __init__(
         self,
@@ -147,14 +170,19 @@ class FolderIntake:
         rescan_interval: float = 2.0,
         on_outcome: Callable[[Outcome], None] | None = None,
         matrix: Matrix | None = None,
+        profile: FolderProfile | None = None,
+        ignore: tuple[str, ...] = (),
     ) -> None:
         self.layout = FolderLayout(inbox)
         self._matrix = matrix  # when given, a document kind it does not know is refused
+        self._profile = profile or FolderProfile()
+        self._ignore = tuple(pattern.lower() for pattern in ignore)
         self._enqueue = enqueue
         self._stability = stability
         self._rescan = rescan_interval
         self._on_outcome = on_outcome
-        self._seen: dict[str, tuple[tuple[int, int], tuple[int, int], dt.datetime]] = {}
+        # key → (signatures of the files, first time these signatures were seen)
+        self._seen: dict[str, tuple[tuple[tuple[int, int], ...], dt.datetime]] = {}
         self._wake = asyncio.Event()
         self._observer: BaseObserver | None = None
 
@@ -199,21 +227,42 @@ class FolderIntake:
             self._stop_watchdog()
 
     # -- one pass ---------------------------------------------------------------------------
+    def _ignored(self, path: Path) -> bool:
+        name = path.name.lower()
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self._ignore)
+
     async def scan_once(self, now: dt.datetime | None = None) -> list[Outcome]:
-        """Look at the inbox once; process every pair that is stable."""
+        """Look at the inbox once; process every pair and file set that is stable."""
         now = now or dt.datetime.now(dt.UTC)
         outcomes: list[Outcome] = []
         try:
-            entries = _files(self.layout.inbox)
+            entries = [p for p in _files(self.layout.inbox) if not self._ignored(p)]
         except OSError as exc:
             log.error("folder_unreadable", error=type(exc).__name__)
             return outcomes
         by_stem = _group(entries)
-        for stem, files in sorted(by_stem.items()):
-            outcome = await self._consider(stem, files, now)
+        by_name = {p.name.lower(): p for stem in by_stem.values() for p in stem.values()}
+        keys: set[str] = set()
+        reserved: set[Path] = set()
+        for primary in sorted(_primaries(by_stem), key=lambda p: p.name):
+            keys.add(_set_key(primary))
+            try:
+                outcome = await self._consider_set(primary, by_name, reserved, now)
+            except OSError as exc:  # vanished or locked meanwhile: seen again at the next scan
+                log.warning("folder_set_unreadable", error=type(exc).__name__)
+                continue
             if outcome is not None:
                 outcomes.append(outcome)
-        for gone in set(self._seen) - set(by_stem):
+        for stem, files in sorted(by_stem.items()):
+            rest = {s: p for s, p in files.items() if p not in reserved
+                    and not (s in PRIMARY_SUFFIXES and not _is_pair(files))}
+            if not rest:
+                continue
+            keys.add(stem)
+            outcome = await self._consider(stem, rest, now)
+            if outcome is not None:
+                outcomes.append(outcome)
+        for gone in set(self._seen) - keys:
             del self._seen[gone]
         return outcomes
 
@@ -224,31 +273,35 @@ class FolderIntake:
         unknown = [p for s, p in files.items() if s not in (".pdf", ".json")]
         if unknown and pdf is None and sidecar is None:
             # Give a writer that renames its files time to do so before calling them unsupported.
-            first_seen = self._seen.get(stem, ((0, 0), (0, 0), now))[2]
-            self._seen[stem] = ((0, 0), (0, 0), first_seen)
-            if now - first_seen < ORPHAN_AFTER:
+            if not self._waited_long(stem, now):
                 return None
-            del self._seen[stem]
             return self._quarantine_unclaimed(
                 unknown,
                 "FILE_UNSUPPORTED",
                 f"Le fichier {unknown[0].name} n'est pas d'un format pris en charge dans ce "
-                "dossier : déposez un PDF accompagné de sa fiche JSON du même nom.",
+                f"dossier : déposez {SUPPORTED_FR}.",
             )
         if pdf is None or sidecar is None:
             return self._consider_incomplete(stem, pdf, sidecar, now)
-        if not self._is_stable(stem, pdf, sidecar, now):
+        if not self._is_stable(stem, [pdf, sidecar], now):
             return None
         return await self._take(stem, pdf, sidecar)
+
+    def _waited_long(self, key: str, now: dt.datetime) -> bool:
+        """True once `key` has waited ORPHAN_AFTER since first seen (then forgotten)."""
+        first_seen = self._seen.get(key, ((), now))[1]
+        self._seen[key] = ((), first_seen)
+        if now - first_seen < ORPHAN_AFTER:
+            return False
+        del self._seen[key]
+        return True
 
     def _consider_incomplete(
         self, stem: str, pdf: Path | None, sidecar: Path | None, now: dt.datetime
     ) -> Outcome | None:
         """Half a pair waits for its other half, and is reported if it never comes."""
-        first_seen = self._seen.get(stem, ((0, 0), (0, 0), now))[2]
-        self._seen[stem] = ((0, 0), (0, 0), first_seen)
         lonely = pdf or sidecar
-        if lonely is None or now - first_seen < ORPHAN_AFTER:
+        if lonely is None or not self._waited_long(stem, now):
             return None
         missing = "la fiche JSON" if sidecar is None else "le PDF"
         return self._quarantine_unclaimed(
@@ -259,20 +312,98 @@ class FolderIntake:
             "remettez les deux fichiers dans le dossier d'entrée.",
         )
 
-    def _is_stable(self, stem: str, pdf: Path, sidecar: Path, now: dt.datetime) -> bool:
-        """True once both files kept the same size and mtime for the stability window."""
-        sig_pdf, sig_json = _signature(pdf), _signature(sidecar)
-        if sig_pdf is None or sig_json is None:
+    def _is_stable(self, key: str, paths: list[Path], now: dt.datetime) -> bool:
+        """True once every file kept the same size and mtime for the stability window."""
+        signatures = tuple(_signature(p) for p in paths)
+        if any(sig is None for sig in signatures):
             return False
-        previous = self._seen.get(stem)
-        if previous is None or previous[0] != sig_pdf or previous[1] != sig_json:
-            self._seen[stem] = (sig_pdf, sig_json, now)
+        current = tuple(sig for sig in signatures if sig is not None)
+        previous = self._seen.get(key)
+        if previous is None or previous[0] != current:
+            self._seen[key] = (current, now)
             if self._stability > dt.timedelta(0):
                 return False
-        elif now - previous[2] < self._stability:
+        elif now - previous[1] < self._stability:
             return False
-        del self._seen[stem]
+        del self._seen[key]
         return True
+
+    # -- file sets (HL7, CDA, XDM, HPRIM) ---------------------------------------------------
+    async def _consider_set(self, primary: Path, by_name: dict[str, Path], reserved: set[Path],
+                            now: dt.datetime) -> Outcome | None:
+        fmt, needed, own = await asyncio.to_thread(_describe, primary)
+        if fmt is None:
+            return None
+        wanted = [*needed, *([f"{primary.stem}.pdf"] if own else [])]
+        companions = [by_name[n.lower()] for n in wanted if n.lower() in by_name
+                      and by_name[n.lower()] != primary]
+        reserved.update(companions)
+        key = _set_key(primary)
+        missing = [n for n in needed if n.lower() not in by_name]
+        if missing:
+            if not self._waited_long(key, now):
+                return None  # the named PDF may still be on its way
+            return await self._process_set(fmt, primary, companions, claimed=False)
+        if not self._is_stable(key, [primary, *companions], now):
+            return None
+        claimed: list[Path] = []
+        try:
+            for path in [*companions, primary]:  # the starting file last: see recover_claimed
+                target = self.layout.claimed / path.name
+                os.replace(path, target)
+                claimed.append(target)
+        except OSError as exc:
+            log.warning("folder_claim_failed", error=type(exc).__name__)
+            for path in claimed:
+                os.replace(path, _free_name(self.layout.inbox, path.name))
+            return None
+        _fsync_dir(self.layout.claimed)
+        return await self._process_set(fmt, claimed[-1], claimed[:-1], claimed=True)
+
+    async def _process_set(self, fmt: FolderFormat, primary: Path, companions: list[Path], *,
+                           claimed: bool) -> Outcome | None:
+        files = [*companions, primary]
+        try:
+            data = primary.read_bytes()
+            extra = {p.name: p.read_bytes() for p in companions}
+        except OSError as exc:
+            log.warning("folder_read_failed", error=type(exc).__name__)
+            return None
+        try:
+            documents = await asyncio.to_thread(
+                read_file_set, fmt, primary.name, data, extra, profile=self._profile,
+                matrix=self._matrix)
+        except BridgeError as exc:
+            return self._quarantine(files, primary.stem, exc, pair=False)
+        except Exception as exc:  # a parser bug must not stop the folder, nor lose the files
+            log.error("folder_set_parse_failed", error=type(exc).__name__, format=fmt.value)
+            return self._quarantine(files, primary.stem, BridgeError(
+                "Erreur interne de dmp-bridge à la lecture de ce fichier : déposez-le de nouveau "
+                "plus tard ; si l'erreur persiste, contactez le support.",
+                code="INTERNAL_ERROR", event="folder_set_internal_error"), pair=False)
+        if not claimed:  # only a refusal may come from unclaimed files
+            return None
+        jobs: list[Job] = []
+        created_any = False
+        for index, document in enumerate(documents):
+            try:
+                job, created = await self._enqueue(_set_intake(fmt, primary.name, index,
+                                                               document))
+            except Exception as exc:  # not committed: give the files back for a retry
+                log.error("folder_enqueue_failed", error=type(exc).__name__)
+                await asyncio.to_thread(self._give_back, files)
+                return None
+            jobs.append(job)
+            created_any = created_any or created
+        for path in files:
+            os.replace(path, _free_name(self.layout.done, path.name))
+        _fsync_dir(self.layout.done)
+        outcome = Outcome(primary.stem, True, job=jobs[0], duplicate=not created_any,
+                          jobs=tuple(jobs))
+        log.info("folder_set_queued", format=fmt.value, documents=len(jobs),
+                 duplicate=not created_any)
+        self._report(outcome)
+        return outcome
 
     # -- claiming and processing -----------------------------------------------------------
     async def _take(self, stem: str, pdf: Path, sidecar: Path) -> Outcome | None:
@@ -290,11 +421,27 @@ class FolderIntake:
         return await self._process(stem, claimed_pdf, claimed_json)
 
     async def recover_claimed(self) -> list[Outcome]:
-        """Finish pairs left in `en-cours/` by a crash (they may already be committed)."""
+        """Finish pairs and file sets left in `en-cours/` by a crash (they may already be
+        committed)."""
         outcomes = []
         claimed = _pairs(self.layout.claimed)
+        by_name = {p.name.lower(): p for files in claimed.values() for p in files.values()}
+        used: set[Path] = set()
+        for primary in sorted(_primaries(claimed), key=lambda p: p.name):
+            # The starting file is claimed last: when it is here, its companions are too.
+            fmt, needed, own = await asyncio.to_thread(_describe, primary)
+            if fmt is None:
+                continue
+            wanted = [*needed, *([f"{primary.stem}.pdf"] if own else [])]
+            companions = [by_name[n.lower()] for n in wanted if n.lower() in by_name
+                          and by_name[n.lower()] != primary]
+            used.update([primary, *companions])
+            outcome = await self._process_set(fmt, primary, companions, claimed=True)
+            if outcome is not None:
+                outcomes.append(outcome)
         inbox = _pairs(self.layout.inbox)
-        for stem, files in sorted(claimed.items()):
+        for stem, all_files in sorted(claimed.items()):
+            files = {s: p for s, p in all_files.items() if p not in used}
             sidecar, pdf = files.get(".json"), files.get(".pdf")
             if sidecar is not None and pdf is None and ".pdf" in inbox.get(stem, {}):
                 # Died between the two renames of _take(): bring the PDF next to its sidecar.
@@ -305,10 +452,11 @@ class FolderIntake:
                 if outcome is not None:
                     outcomes.append(outcome)
                 continue
-            # Half a pair: give it back to the inbox, where the orphan rule reports it if its
-            # other half never comes.
+            # Half a pair, or the companions of a set whose starting file was not claimed: give
+            # them back to the inbox, where they are seen again.
             for path in files.values():
-                os.replace(path, _free_name(self.layout.inbox, path.name))
+                if path.exists():
+                    os.replace(path, _free_name(self.layout.inbox, path.name))
         return outcomes
 
     async def _process(self, stem: str, pdf: Path, sidecar: Path) -> Outcome | None:
@@ -342,33 +490,36 @@ class FolderIntake:
             job, created = await self._enqueue(intake)
         except Exception as exc:  # the store could not commit: leave the files for a retry
             log.error("folder_enqueue_failed", error=type(exc).__name__)
-            await asyncio.to_thread(self._unclaim, pdf, sidecar)
+            await asyncio.to_thread(self._give_back, [pdf, sidecar])
             return None
         # Committed: only now may the source files leave en-cours/.
         for path in (pdf, sidecar):
             os.replace(path, _free_name(self.layout.done, path.name))
         _fsync_dir(self.layout.done)
-        outcome = Outcome(stem, True, job=job, duplicate=not created)
+        outcome = Outcome(stem, True, job=job, duplicate=not created, jobs=(job,))
         log.info("folder_document_queued", job_id=job.id, duplicate=not created)
         self._report(outcome)
         return outcome
 
-    def _unclaim(self, pdf: Path, sidecar: Path) -> None:
-        os.replace(pdf, _free_name(self.layout.inbox, pdf.name))
-        os.replace(sidecar, _free_name(self.layout.inbox, sidecar.name))
+    def _give_back(self, files: list[Path]) -> None:
+        for path in files:
+            os.replace(path, _free_name(self.layout.inbox, path.name))
 
-    def _quarantine(self, files: list[Path], stem: str, exc: BridgeError) -> Outcome:
+    def _quarantine(self, files: list[Path], stem: str, exc: BridgeError, *,
+                    pair: bool = True) -> Outcome:
         moved = [_free_name(self.layout.error, f.name) for f in files]
         for source, target in zip(files, moved, strict=True):
             os.replace(source, target)
-        reason = _free_name(self.layout.error, f"{Path(moved[0].name).stem}.reason.txt")
+        reason = _free_name(self.layout.error, f"{Path(moved[-1].name).stem}.reason.txt")
+        again = ("le PDF et sa fiche JSON" if pair else
+                 "le fichier (et le PDF qui l'accompagne)")
         reason.write_text(
             f"Document refusé par dmp-bridge le "
             f"{dt.datetime.now().astimezone():%d/%m/%Y à %H:%M}\n\n"
             f"Fichiers : {', '.join(m.name for m in moved)}\n"
             f"Motif ({exc.code}) : {exc.message_fr}\n\n"
-            "Que faire : corrigez le problème indiqué, puis déposez de nouveau le PDF et sa fiche "
-            "JSON dans le dossier d'entrée. Rien n'a été envoyé au DMP.\n",
+            f"Que faire : corrigez le problème indiqué, puis déposez de nouveau {again} dans le "
+            "dossier d'entrée. Rien n'a été envoyé au DMP.\n",
             encoding="utf-8",
         )
         _fsync_dir(self.layout.error)
@@ -383,3 +534,43 @@ class FolderIntake:
     def _report(self, outcome: Outcome) -> None:
         if self._on_outcome is not None:
             self._on_outcome(outcome)
+
+
+def _is_pair(files: dict[str, Path]) -> bool:
+    return ".pdf" in files and ".json" in files
+
+
+def _primaries(by_stem: dict[str, dict[str, Path]]) -> list[Path]:
+    """The files that start a set (not the .txt of a PDF + JSON pair's stem)."""
+    return [p for files in by_stem.values() for s, p in files.items()
+            if s in PRIMARY_SUFFIXES and not _is_pair(files)]
+
+
+def _set_key(primary: Path) -> str:
+    return "\0set\0" + primary.name
+
+
+def _describe(primary: Path) -> tuple[FolderFormat | None, tuple[str, ...], bool]:
+    """The format of a starting file and the companions it needs (reads the file)."""
+    with primary.open("rb") as stream:
+        head = stream.read(SNIFF_BYTES)
+    fmt = primary_format(primary.name, head)
+    if fmt is None:
+        return None, (), False
+    data = head
+    if fmt is FolderFormat.HPRIM_SANTE and primary.stat().st_size <= COMPANION_SCAN_LIMIT:
+        data = primary.read_bytes()
+    needed, own = companion_names(fmt, primary.name, data)
+    return fmt, needed, own
+
+
+def _set_intake(fmt: FolderFormat, name: str, index: int, document: FolderDocument) -> Intake:
+    key = hashlib.sha256(
+        b"folder-set\0" + fmt.value.encode() + b"\0" + name.encode("utf-8") + b"\0"
+        + str(index).encode() + b"\0" + hashlib.sha256(document.payload).digest()
+        + hashlib.sha256(document.metadata).digest()
+    ).hexdigest()
+    ref = name if document.label == name else f"{name} › {document.label}"
+    return Intake(channel="folder", source_ref=ref[:200], idempotency_key=key,
+                  payload=document.payload, metadata=document.metadata,
+                  received_at=dt.datetime.now(dt.UTC))

@@ -43,10 +43,87 @@ class BridgeSection(_Section):
     retention_days: Annotated[int, Field(ge=1, le=3650)] = 90
 
 
+class IntakeProfileSection(_Section):
+    """One export folder and what its files lack ([[intake.profiles]])."""
+
+    folder: Path
+    # The professional who writes the documents of this folder: the keys of the sidecar's
+    # "author" object (rpps, family_name, given_name, profession, structure_id…).
+    author: dict[str, object] | None = None
+    # The document kind when the files do not say it (label, matrix row or typeCode).
+    kind: str | None = None
+    # The only format this folder takes (others go to error/): pdf+json, hl7, cda, xdm,
+    # hprim-sante, hprim-net.
+    format: Literal["pdf+json", "hl7", "cda", "xdm", "hprim-sante", "hprim-net"] | None = None
+    # File names never touched (glob patterns, case-insensitive), e.g. "*.log", "INDEX.*".
+    ignore: list[str] = Field(default_factory=list)
+    # The software writes the INS in a CDA only for a qualified identity.
+    cda_identity_qualified: bool = False
+    # Identity traits may be read from the file name, with this pattern (named groups ins,
+    # nom, prenom, naissance, sexe, lieu). Never without this explicit permission.
+    identity_from_filename: bool = False
+    filename_pattern: str | None = None
+
+    @field_validator("author")
+    @classmethod
+    def _author(cls, value: dict[str, object] | None) -> dict[str, object] | None:
+        if value is None:
+            return None
+        from bridge.sidecar import AuthorIn
+
+        try:
+            AuthorIn.model_validate(value)
+        except ValidationError as exc:
+            keys = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:5])
+            raise ValueError(
+                f"l'auteur par défaut est invalide ({keys}) : mêmes clés et formats que "
+                "« author » dans une fiche JSON (rpps sur 11 chiffres, structure_id…)"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _filename_identity(self) -> IntakeProfileSection:
+        if not self.identity_from_filename:
+            return self
+        if not self.filename_pattern:
+            raise ValueError(
+                "identity_from_filename = true demande filename_pattern (une expression "
+                "régulière à groupes nommés, par exemple (?P<nom>[A-Z]+)_(?P<prenom>[A-Z]+))"
+            )
+        from bridge.folder_formats import check_filename_pattern
+
+        problem = check_filename_pattern(self.filename_pattern)
+        if problem is not None:
+            raise ValueError(f"filename_pattern : {problem}")
+        return self
+
+
 class IntakeSection(_Section):
     folder: Path = Path("depot")
     stability_seconds: Annotated[float, Field(ge=0, le=600)] = 2.0
     rescan_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    # More export folders, each with its own defaults; a profile whose folder is `folder`
+    # gives its defaults to the main folder.
+    profiles: list[IntakeProfileSection] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _distinct_folders(self) -> IntakeSection:
+        seen: set[Path] = set()
+        for profile in self.profiles:
+            if profile.folder in seen:
+                raise ValueError(
+                    f"le dossier « {profile.folder} » a deux profils [[intake.profiles]] : "
+                    "un seul profil par dossier"
+                )
+            seen.add(profile.folder)
+        return self
+
+    def folders(self) -> list[IntakeProfileSection]:
+        """Every watched folder with its profile: the main folder first (its own profile, or
+        none), then the other profiles' folders."""
+        main = next((p for p in self.profiles if p.folder == self.folder), None)
+        first = main or IntakeProfileSection(folder=self.folder)
+        return [first, *(p for p in self.profiles if p is not main)]
 
 
 class DmpSection(_Section):
@@ -318,6 +395,24 @@ folder = "depot"
 stability_seconds = 2.0
 # Relecture complète du dossier au moins toutes les N secondes (en plus des événements).
 rescan_seconds = 2.0
+# Autres formats déposés dans un dossier : message HL7 (.hl7, .er7), document CDA (.xml),
+# archive IHE XDM (.zip), HPRIM Santé ou HPRIM Net avec son PDF. Un profil par dossier donne
+# ce que ses fichiers ne disent pas (auteur, type de document) ; un profil dont le dossier est
+# « folder » ci-dessus s'applique au dossier principal. Exemple :
+# [[intake.profiles]]
+# folder = "depot-labo"
+# format = "hprim-sante"            # seul format accepté dans ce dossier (facultatif)
+# kind = "11502-2"                  # type de document par défaut
+# ignore = ["*.log", "INDEX.*"]     # fichiers jamais touchés
+# cda_identity_qualified = false    # true : l'INS n'est écrit que pour une identité qualifiée
+# identity_from_filename = false    # identité lue dans le nom du fichier : jamais sans ce réglage
+# [intake.profiles.author]          # auteur par défaut, mêmes clés que dans une fiche JSON
+# rpps = "10101010101"
+# family_name = "MARTIN"
+# given_name = "Claire"
+# profession = "10"
+# structure_id = "499700366240007"
+# structure_name = "Cabinet médical des Lilas"
 
 [dmp]
 # Adresse des services du DMP (ici le simulateur intégré).

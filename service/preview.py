@@ -1,7 +1,9 @@
 """`dmp-bridge preview PATH`: what would be sent for this input, and why — nothing is sent.
 
-For a PDF + sidecar pair and for a CDA file: every metadata field, the matrix row and the
-value-set entries that chose it, and the reason it would be held or refused, if any.
+For a PDF + sidecar pair, a CDA file, an HL7 v2 message file, an IHE XDM archive and HPRIM
+files (Santé with the PDF it names, Net with the PDF of the same name): every metadata field,
+the matrix row and the value-set entries that chose it, and the reason it would be held or
+refused, if any. The folder's profile ([[intake.profiles]]) is applied as the intake applies it.
 """
 
 from __future__ import annotations
@@ -13,12 +15,20 @@ from bridge.cda_header import read_cda_header
 from bridge.classify import Resolution, resolve
 from bridge.domain import Author, DocumentCodes, IdentityStatus, Patient
 from bridge.errors import BridgeError
+from bridge.folder_formats import (
+    FolderFormat,
+    FolderProfile,
+    companion_names,
+    primary_format,
+    read_file_set,
+)
 from bridge.hl7v2.errors import HL7Rejected
 from bridge.hl7v2.message import parse_message
 from bridge.identity_gate import Target, check_identity
 from bridge.pdf import check_pdf
 from bridge.sidecar import DocumentRequest, parse_sidecar
 from mappings.matrix import Matrix
+from service.config import BridgeConfig, IntakeProfileSection
 
 
 @dataclass(frozen=True)
@@ -179,10 +189,79 @@ def preview_hl7(path: Path, matrix: Matrix, target: Target) -> Preview:
     return _verdict(lines, resolution, blocked)
 
 
-def preview(path: Path, matrix: Matrix, target: Target) -> Preview:
+_FORMAT_FR = {
+    FolderFormat.XDM: "archive IHE XDM",
+    FolderFormat.HPRIM_SANTE: "fichier HPRIM Santé",
+    FolderFormat.HPRIM_NET: "lettre HPRIM Net",
+    FolderFormat.HL7: "message HL7 v2",
+    FolderFormat.CDA: "document CDA",
+}
+
+
+def folder_profile(section: IntakeProfileSection) -> FolderProfile:
+    """The core's view of a folder's profile."""
+    return FolderProfile(
+        author=section.author, kind=section.kind,
+        expected_format=FolderFormat(section.format) if section.format else None,
+        cda_identity_qualified=section.cda_identity_qualified,
+        identity_from_filename=section.identity_from_filename,
+        filename_pattern=section.filename_pattern)
+
+
+def profile_for(config: BridgeConfig, path: Path) -> FolderProfile:
+    """The profile of the watched folder that holds `path` (none: the defaults)."""
+    folder = path.resolve().parent
+    for section in config.intake.folders():
+        if config.path(section.folder).resolve() == folder:
+            return folder_profile(section)
+    return FolderProfile()
+
+
+def preview_file_set(path: Path, fmt: FolderFormat, matrix: Matrix, target: Target,
+                     profile: FolderProfile) -> Preview:
+    """An XDM archive or an HPRIM file (with its PDF), read as the folder intake reads it."""
+    lines = [f"Aperçu du {_FORMAT_FR[fmt]} {path.name}"]
+    try:
+        data = path.read_bytes()
+        needed, own = companion_names(fmt, path.name, data)
+        wanted = [*needed, *([f"{path.stem}.pdf"] if own else [])]
+        present = {p.name.lower(): p for p in path.parent.iterdir() if p.is_file()}
+        companions = {present[n.lower()].name: present[n.lower()].read_bytes()
+                      for n in wanted if n.lower() in present}
+    except OSError as exc:
+        return _verdict(lines, None, [f"Fichier illisible : {exc.strerror} ({exc.filename})."])
+    try:
+        documents = read_file_set(fmt, path.name, data, companions, profile=profile,
+                                  matrix=matrix)
+    except BridgeError as exc:
+        return _verdict(lines, None, [exc.message_fr])
+    blocked: list[str] = []
+    resolution = None
+    for document in documents:
+        lines.append(f"Document {document.label} :")
+        is_pdf = document.payload.startswith(b"%PDF-")
+        lines.append(f"  contenu             {'PDF' if is_pdf else 'CDA transmis tel quel'}")
+        resolution = _judge_request(document.request, matrix, target, lines, blocked,
+                                    is_pdf=is_pdf)
+    return _verdict(lines, resolution, blocked)
+
+
+def preview(path: Path, matrix: Matrix, target: Target,
+            profile: FolderProfile | None = None) -> Preview:
     suffix = path.suffix.lower()
     if suffix == ".xml":
         return preview_cda(path, matrix, target)
-    if suffix in (".hl7", ".er7"):
+    if suffix in (".pdf", ".json"):
+        return preview_pair(path, matrix, target)
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(4096)
+    except OSError as exc:
+        return _verdict([f"Aperçu de {path.name}"], None,
+                        [f"Fichier illisible : {exc.strerror} ({exc.filename})."])
+    fmt = primary_format(path.name, head)
+    if fmt is FolderFormat.HL7:
         return preview_hl7(path, matrix, target)
+    if fmt in (FolderFormat.XDM, FolderFormat.HPRIM_SANTE, FolderFormat.HPRIM_NET):
+        return preview_file_set(path, fmt, matrix, target, profile or FolderProfile())
     return preview_pair(path, matrix, target)

@@ -1,0 +1,72 @@
+"""IHE XDM archives: what is read, and what is refused before any document is used."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.errors import IntakeRejected
+from bridge.xdm import read_xdm, unsafe_member_name
+from tests.intake_formats.builders import cda_file, metadata_xml, pdf, xdm_zip
+
+
+def refusal(archive: bytes) -> IntakeRejected:
+    with pytest.raises(IntakeRejected) as caught:
+        read_xdm(archive, file_name="envoi.zip")
+    return caught.value
+
+
+def test_the_documents_listed_by_metadata_are_read_with_their_unique_id() -> None:
+    package = read_xdm(xdm_zip(), file_name="envoi.zip")
+
+    [document] = package.documents
+    assert package.subset == "IHE_XDM/SUBSET01"
+    assert (document.mime_type, document.unique_id) == ("text/xml", "2.25.1")
+    assert document.data == cda_file()
+
+
+@pytest.mark.parametrize("name", [
+    "../evil", "/etc/passwd", "C:/Windows/x", "IHE_XDM\\SUBSET01\\DOC", "a/../../b", "a//b",
+    "nul\x00.xml", ""])
+def test_member_names_that_could_leave_the_folder_are_refused(name: str) -> None:
+    assert unsafe_member_name(name) is not None
+
+
+def test_plain_member_names_are_accepted() -> None:
+    assert unsafe_member_name("IHE_XDM/SUBSET01/DOC0001.XML") is None
+
+
+def test_a_document_whose_bytes_differ_from_the_declared_hash_is_refused() -> None:
+    cda = cda_file()
+    altered = xdm_zip([("DOC0001.XML", cda, "text/xml")],
+                      metadata=metadata_xml([("DOC0001.XML", cda, "text/xml")], declared=b"x"))
+
+    assert refusal(altered).code == "XDM_HASH_MISMATCH"
+
+
+def test_a_document_missing_from_the_archive_is_refused() -> None:
+    listed = metadata_xml([("DOC0002.XML", b"<x/>", "text/xml")])
+
+    error = refusal(xdm_zip(metadata=listed))
+
+    assert error.code == "XDM_DOCUMENT_MISSING"
+    assert "DOC0002.XML" in error.message_fr
+
+
+def test_a_metadata_uri_climbing_out_is_refused() -> None:
+    listed = metadata_xml([("../../DOC0001.XML", b"<x/>", "text/xml")])
+
+    assert refusal(xdm_zip(metadata=listed)).code == "XDM_PATH_TRAVERSAL"
+
+
+def test_an_archive_without_metadata_is_not_xdm() -> None:
+    error = refusal(xdm_zip(metadata=b"").replace(b"METADATA.XML", b"AUTRE___.XML"))
+
+    assert error.code == "XDM_NO_METADATA"
+
+
+def test_a_pdf_document_is_read_and_its_type_kept() -> None:
+    document = pdf()
+    package = read_xdm(xdm_zip([("DOC0001.PDF", document, "application/pdf")]),
+                       file_name="envoi.zip")
+
+    assert [(d.mime_type, d.data) for d in package.documents] == [("application/pdf", document)]
