@@ -34,6 +34,7 @@ from connectors.dmp_client import DmpClient
 from connectors.pcsc_monitor import PcscEvent, PcscEventKind, PcscMonitor
 from mappings.valuesets import VS, load_value_set
 from service.config import BridgeConfig
+from service.dashboard.panels import ReaderView, SituationView
 from service.wallet import Wallet
 
 log = structlog.get_logger("dmp_bridge.card")
@@ -52,21 +53,6 @@ class CardSlot:
     client: DmpClient | None = None
     problem_fr: str | None = None  # the last thing the user must know (unreadable, refused…)
     situations: list[tuple[int, str]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ReaderView:
-    """One reader as the dashboard and `dmp-bridge card status` show it (no PIN, ever)."""
-
-    reader: str
-    card_present: bool
-    holder_name: str | None
-    card_kind: str | None
-    logged_in: bool
-    situations: tuple[tuple[int, str], ...]
-    chosen_situation: int | None
-    pin_warning_fr: str | None
-    problem_fr: str | None
 
 
 @dataclass(frozen=True)
@@ -168,6 +154,7 @@ class CardManager:
             session = slot.session
             assert session is not None and slot.holder is not None
             try:
+                slot.holder.check_may_feed()  # before spending a PIN try on a useless card
                 if slot.credentials is None:
                     await asyncio.to_thread(session.login, pin)
                 situations = await asyncio.to_thread(session.situations)
@@ -230,20 +217,22 @@ class CardManager:
 
     # -- what people see -------------------------------------------------------------------
     def readers(self) -> list[ReaderView]:
+        """Every reader and its card, for the dashboard and `dmp-bridge card status`."""
         views = []
         for slot in self._slots.values():
-            holder = slot.holder
+            holder, pin = slot.holder, slot.pin
             views.append(ReaderView(
-                reader=slot.reader,
+                name=slot.reader,
                 card_present=slot.session is not None,
-                holder_name=None if holder is None else f"{holder.given_name} {holder.family_name}",
-                card_kind=None if holder is None else holder.kind.value,
+                holder=None if holder is None else f"{holder.given_name} {holder.family_name}",
+                kind=None if holder is None else holder.kind.value,
                 logged_in=slot.credentials is not None,
-                situations=tuple(slot.situations),
+                situations=tuple(SituationView(i, label) for i, label in slot.situations),
                 chosen_situation=None if slot.credentials is None
                 else slot.credentials.situation.index,
-                pin_warning_fr=None if slot.pin is None else slot.pin.warning_fr(),
-                problem_fr=slot.problem_fr,
+                pin_tries_left=None if pin is None else pin.tries_left,
+                blocked=pin is not None and pin.blocked,
+                warning=slot.problem_fr or (None if pin is None else pin.warning_fr()),
             ))
         return views
 
@@ -286,7 +275,7 @@ def session_opener(config: BridgeConfig) -> Callable[[str], CardSession]:
     from connectors.pkcs11_card import Pkcs11Module
 
     module = Pkcs11Module(config.path(config.carte.module))  # loaded once, at start
-    return lambda reader: module.open(reader)
+    return module.open
 
 
 class CardRuntime:

@@ -80,18 +80,19 @@ def _status(args: argparse.Namespace) -> int:
     if not readers:
         print("Aucun lecteur de carte détecté.")
     for view in readers:
-        print(f"Lecteur « {view['reader']} » : ", end="")
+        print(f"Lecteur « {view['name']} » : ", end="")
         if not view["card_present"]:
-            print(view["problem_fr"] or "pas de carte.")
+            print(view["warning"] or "pas de carte.")
             continue
         state = "connectée" if view["logged_in"] else "code PIN attendu"
-        print(f"carte {view['card_kind']} de {view['holder_name']} — {state}")
-        for index, label in view["situations"]:
-            mark = "→" if index == view["chosen_situation"] else " "
-            print(f"   {mark} situation {label}")
-        for extra in (view["pin_warning_fr"], view["problem_fr"]):
-            if extra:
-                print(f"   {extra}")
+        if view["blocked"]:
+            state = "BLOQUÉE"
+        print(f"carte {view['kind']} de {view['holder']} — {state}")
+        for situation in view["situations"]:
+            mark = "→" if situation["index"] == view["chosen_situation"] else " "
+            print(f"   {mark} situation {situation['label']}")
+        if view["warning"]:
+            print(f"   {view['warning']}")
     return 0
 
 

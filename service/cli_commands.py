@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import sys
 from collections.abc import Callable
@@ -13,8 +14,10 @@ from pathlib import Path
 from bridge.jobs import JobState
 from mappings.matrix import Matrix
 from mappings.matrix_load import load_matrix
+from service.audit_trail import AuditTrail, operator_actor
 from service.config import BridgeConfig, ConfigError, load_config
-from service.labels import RELEASED_BY_USER, STATE_LABELS
+from service.labels import STATE_LABELS
+from service.operations import Action, apply_action, retry_action
 
 EXIT_CONFIG = 2
 Handler = Callable[[argparse.Namespace], int]
@@ -153,44 +156,37 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _operator_action(args: argparse.Namespace, new: JobState, code: str, message: str,
-                     *, from_state: JobState = JobState.HELD) -> int:
-    import datetime as dt
-
-    from bridge.errors import BridgeError
-
+def _operator_action(args: argparse.Namespace, action: Action | None) -> int:
+    """Do `action` (None: what `retry` means for this job) as the OS account that typed the
+    command, recorded in the audit journal. Exit 1 if nothing was done or the journal could not
+    be written (the action itself then stands)."""
     config = _load(args.config)
-    with _open_store(config) as store:
-        job = store.get(args.job_id)
-        if job is None or job.state is not from_state:
-            state = STATE_LABELS[job.state] if job else "inconnu"
-            print(f"Le document n° {args.job_id} n'est pas « {STATE_LABELS[from_state]} » "
-                  f"({state}) : rien à faire.", file=sys.stderr)
-            return 1
-        try:
-            store.transition(job.id, new, code=code, message_fr=message,
-                             now=dt.datetime.now(dt.UTC))
-        except BridgeError as exc:
-            print(exc.message_fr, file=sys.stderr)
-            return 1
-    print(f"Document n° {args.job_id} : {message}")
-    return 0
+    with _open_store(config) as store, AuditTrail.for_config(config) as trail:
+        chosen = action if action is not None else retry_action(store.get(args.job_id))
+        outcome = apply_action(store, args.job_id, chosen, now=dt.datetime.now(dt.UTC),
+                               actor=operator_actor(), audit=trail)
+    print(outcome.message_fr, file=sys.stdout if outcome.done else sys.stderr)
+    if outcome.audit_problem_fr is not None:
+        print(outcome.audit_problem_fr, file=sys.stderr)
+    return 0 if outcome.done and outcome.audited else 1
 
 
 def _cmd_release(args: argparse.Namespace) -> int:
-    return _operator_action(args, JobState.QUEUED, RELEASED_BY_USER,
-                            "libéré par l'utilisateur, il va être envoyé.")
+    return _operator_action(args, Action.RELEASE)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    return _operator_action(args, JobState.QUEUED, "REPLAYED_BY_USER",
-                            "renvoyé par l'utilisateur : il repart dans la file d'envoi.",
-                            from_state=JobState.DEAD)
+    return _operator_action(args, Action.REPLAY)
 
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
-    return _operator_action(args, JobState.DEAD, "CANCELLED_BY_USER",
-                            "envoi annulé par l'utilisateur.")
+    return _operator_action(args, Action.CANCEL)
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    """A refused document: exactly `replay`. A deferred one (waiting for its next try): now,
+    unless it shares its lot with other waiting documents (it leaves with them)."""
+    return _operator_action(args, None)
 
 
 def _matrix_for(args: argparse.Namespace) -> tuple[BridgeConfig | None, Matrix]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from bridge.audit import AuditError
 from bridge.card_port import CardError
 from bridge.credentials_port import Credentials
 from bridge.dmp_answer import UNKNOWN_CODE_PREFIX, Decision, decide, parse_answer, transport_failure
@@ -42,6 +43,7 @@ from connectors.dmp_client import DmpClient, TransportError
 from connectors.dmp_envelope import signed_envelope
 from connectors.dmp_transactions import DmpTransactions
 from service.ambiguity import AmbiguityResolver
+from service.audit_trail import AuditTrail
 from service.gatekeeping import Gatekeeping
 from service.lot_assembly import DEFAULT_LOT_MAX, LotAssembler, Outgoing
 from service.queue_care import QueueCare
@@ -98,6 +100,7 @@ class Dispatcher:
         lot_max: int = DEFAULT_LOT_MAX,
         care: QueueCare | None = None,
         wallet: Wallet | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
         """`client` and `credentials`: one fixed set (establishment mode); or `wallet`: the
         credentials open right now (CPS cards come and go), the other two then None."""
@@ -109,6 +112,7 @@ class Dispatcher:
             wallet = Wallet.single(client, credentials, source_id=source_id, software=software)
         self._wallet = wallet
         wallet.on_change(self._on_wallet_change)
+        self._audit = audit
         self._retry = retry or RetryPolicy()
         self._on_finished = on_finished
         self._wake = asyncio.Event()
@@ -250,6 +254,7 @@ class Dispatcher:
             updated = await asyncio.to_thread(
                 self._store.transition, job.id, state, code=decision.code, message_fr=message,
                 now=_now(), next_attempt_at=next_at, count_attempt=attempt)
+            await self._audit_outcome(updated, decision.code)
             log.info("job_finished", job_id=job.id, state=state.value, code=decision.code,
                      error_class=decision.error_class.value if decision.error_class else None,
                      lot_size=len(jobs))
@@ -328,6 +333,8 @@ class Dispatcher:
             return
         http = mtom(envelope, ACTION_ITI41, boundary=f"MIMEBoundary_{uuid.uuid4().hex}",
                     root_id=f"root-{uuid.uuid4()}@dmp-bridge", parts=package.parts)
+        if not await self._audit_attempt(outgoing):
+            return
         for job in jobs:
             await asyncio.to_thread(self._store.mark_sent, job.id)
         decision = await self._send(opened.client, http)
@@ -349,6 +356,38 @@ class Dispatcher:
                               f"({decision.code} : {decision.message_fr}).", attempt=True)
             return
         await self._finish(jobs, decision, attempt=True)
+
+    async def _audit_attempt(self, outgoing: Outgoing) -> bool:
+        """Journal the attempt BEFORE anything leaves; if the journal cannot be written, nothing
+        is sent (environment: pause, no attempt used), so no send goes unrecorded."""
+        if self._audit is None:
+            return True
+        request = outgoing.request
+        try:
+            await asyncio.to_thread(
+                self._audit.attempt, [job.id for job in outgoing.jobs],
+                outgoing.package.submission_unique_id, request.author.rpps,
+                request.patient.ins.matricule, "ITI-41")
+        except (AuditError, OSError) as exc:
+            detail = exc.message_fr if isinstance(exc, AuditError) else str(exc)
+            await self._finish(outgoing.jobs, Decision(
+                ErrorClass.ENVIRONMENT, JobState.QUEUED, "AUDIT_UNWRITABLE",
+                "Le journal d'audit ne peut pas être écrit : aucun envoi tant qu'il ne l'est "
+                f"pas (chaque envoi doit y être tracé). Lancez « dmp-bridge doctor ». "
+                f"Détail : {detail}"), attempt=False)
+            return False
+        return True
+
+    async def _audit_outcome(self, job: Job, code: str) -> None:
+        if self._audit is None:
+            return
+        try:
+            await asyncio.to_thread(self._audit.outcome, job.id, job.state, code,
+                                    document_unique_id=job.document_unique_id)
+        except (AuditError, OSError) as exc:
+            # The outcome is in the store already; the journal's gap is the alert's business.
+            log.error("audit_outcome_unwritable", job_id=job.id, error=type(exc).__name__,
+                      alert=True)
 
     async def _explain_patient_state(self, opened: Opened, request: DocumentRequest,
                                      decision: Decision) -> Decision:

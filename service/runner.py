@@ -23,7 +23,6 @@ from bridge.lot_keys import with_lot_keys
 from bridge.retry import RetryPolicy
 from bridge.sidecar import parse_sidecar
 from bridge.vihf import Software
-from connectors.dmp_client import DmpClient
 from connectors.folder_intake import FolderIntake, Outcome
 from connectors.http_api import HttpApi, store_lookup
 from connectors.mllp_server import MllpServer, MllpSettings
@@ -31,12 +30,22 @@ from connectors.software_credentials import CredentialsError, SoftwareCredential
 from connectors.sqlite_patients import SqlitePatientRegistry
 from connectors.sqlite_store import SqliteStore
 from mappings.matrix import Matrix
-from service.api_token import load_token
+from service.alerts import AlertEngine, engine_for
+from service.api_token import ensure_token_file, load_token
+from service.audit_trail import AuditTrail
 from service.config import BridgeConfig, ConfigError
 from service.dispatcher import Dispatcher, Finished, Gatekeeping
 from service.labels import STATE_LABELS
+from service.local_listener import LocalListener
 from service.matrix_loading import matrix_from_config
 from service.queue_care import QueueCare
+from service.runtime_parts import (
+    AlertsOnDashboard,
+    Credentialing,
+    alert_monitor,
+    folder_intakes,
+    open_credentials,
+)
 from service.simulator.config import SimulatorConfig
 from service.simulator.server import RunningSimulator, start_simulator
 
@@ -122,28 +131,27 @@ async def run_bridge(
     hooks = hooks or Hooks()
     stop = stop or asyncio.Event()
     matrix = matrix_from_config(config)  # a faulty matrix stops the start (ConfigError)
-    credentials = load_credentials(config)
+    software = Software(SOFTWARE_NAME, SOFTWARE_VERSION, config.bridge.source_id,
+                        HOMOLOGATION_ID)
+    credentialing = open_credentials(config, software, load_credentials)
     api_token = load_token(config.api_token_path) if config.http.enabled else None
     simulator = None
     if config.simulator.embedded:
         simulator = await start_simulator(simulator_config(config))
     store = await asyncio.to_thread(SqliteStore.open, config.store_path)
     registry = await asyncio.to_thread(SqlitePatientRegistry, config.store_path)
-    client = DmpClient(
-        config.dmp.url, credentials.ssl_context(), timeout_seconds=config.dmp.timeout_seconds,
-        rate_per_second=config.dmp.max_rate_per_second,
-    )
+    audit = await asyncio.to_thread(AuditTrail.for_config, config)
+    listener: LocalListener | None = None
     try:
         recovered = await asyncio.to_thread(store.recover_on_start, dt.datetime.now(dt.UTC))
-        log.info("bridge_starting", recovered_jobs=recovered, simulator=simulator is not None)
+        log.info("bridge_starting", recovered_jobs=recovered, simulator=simulator is not None,
+                 mode=config.credentials.mode)
         dispatcher = Dispatcher(
-            store,
-            client,
-            credentials,
+            store, None, None,
+            wallet=credentialing.wallet,
+            audit=audit,
             source_id=config.bridge.source_id,
-            software=Software(
-                SOFTWARE_NAME, SOFTWARE_VERSION, config.bridge.source_id, HOMOLOGATION_ID
-            ),
+            software=software,
             gate=Gatekeeping(matrix, Target(config.bridge.environment), registry),
             lifetime=dt.timedelta(days=config.dmp.lifetime_days),
             on_finished=hooks.on_finished,
@@ -163,48 +171,91 @@ async def run_bridge(
             dispatcher.wake()
             return result
 
-        intake = FolderIntake(
-            config.path(config.intake.folder),
-            enqueue,
-            stability=dt.timedelta(seconds=config.intake.stability_seconds),
-            rescan_interval=config.intake.rescan_seconds,
-            on_outcome=hooks.on_intake,
-            matrix=matrix,
-        )
-        bridge = Bridge(config, store, dispatcher, intake, simulator)
+        intakes = folder_intakes(config, enqueue, matrix, hooks.on_intake)
+        bridge = Bridge(config, store, dispatcher, intakes[0], simulator)
         bridge.tasks = [
             asyncio.create_task(dispatcher.run(), name="dispatcher"),
-            asyncio.create_task(intake.run(), name="folder-intake"),
+            *(asyncio.create_task(intake.run(), name=f"folder-intake-{n}")
+              for n, intake in enumerate(intakes)),
         ]
         bridge.tasks += network_channels(config, enqueue, store, matrix, api_token)
+        engine = engine_for(config)
+        bridge.tasks.append(asyncio.create_task(
+            alert_monitor(config, store, engine, credentialing).run(), name="alerts"))
+        if credentialing.cards is not None:
+            await credentialing.cards.start()
+        listener = await start_local_listener(config, store, dispatcher, credentialing, engine,
+                                              audit=audit)
         _install_signal_handlers(stop)
         if hooks.on_ready is not None:
             hooks.on_ready(bridge)
-        waiter = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([waiter, *bridge.tasks], return_when=asyncio.FIRST_COMPLETED)
-        # Graceful stop: no new file is taken, the job in hand may finish for a few seconds
-        # (the whole stop stays under 10 s); a job cut short is ACTIVE in the store and comes
-        # back QUEUED or AMBIGUOUS at the next start, so cutting it loses nothing.
-        log.info("bridge_stopping")
-        for intake_task in bridge.tasks[1:]:  # the channels: take nothing new
-            intake_task.cancel()
-        dispatcher.stop_taking_work()
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(bridge.tasks[0]), timeout=GRACE_SECONDS)
-        for task in [waiter, *bridge.tasks]:
-            task.cancel()
-        for task in bridge.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            if task in done and not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-        log.info("bridge_stopped")
+        await _serve_until_stopped(bridge, stop)
     finally:
-        await client.close()
+        if listener is not None:
+            await listener.stop()
+        if credentialing.cards is not None:
+            await credentialing.cards.close()
+        for client in credentialing.wallet.clients():
+            await client.close()
+        await asyncio.to_thread(audit.close)
         await asyncio.to_thread(store.close)
         await asyncio.to_thread(registry.close)
         if simulator is not None:
             await simulator.close()
+
+
+async def _serve_until_stopped(bridge: Bridge, stop: asyncio.Event) -> None:
+    """Wait for `stop` (or a task's end), then stop gracefully.
+
+    No new file is taken, the job in hand may finish for a few seconds (the whole stop stays
+    under 10 s); a job cut short is ACTIVE in the store and comes back QUEUED or AMBIGUOUS at
+    the next start, so cutting it loses nothing.
+    """
+    waiter = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([waiter, *bridge.tasks], return_when=asyncio.FIRST_COMPLETED)
+    log.info("bridge_stopping")
+    for intake_task in bridge.tasks[1:]:  # the channels: take nothing new
+        intake_task.cancel()
+    bridge.dispatcher.stop_taking_work()
+    with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.shield(bridge.tasks[0]), timeout=GRACE_SECONDS)
+    for task in [waiter, *bridge.tasks]:
+        task.cancel()
+    for task in bridge.tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if task in done and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+    log.info("bridge_stopped")
+
+
+async def start_local_listener(config: BridgeConfig, store: SqliteStore, dispatcher: Dispatcher,
+                               credentialing: Credentialing, engine: AlertEngine, *,
+                               audit: AuditTrail) -> LocalListener | None:
+    """The dashboard (and, in card mode, the card API) on 127.0.0.1. A busy port does not stop
+    the bridge: documents keep flowing, and the log says what to change."""
+    cards = credentialing.cards
+    if not config.dashboard.enabled and cards is None:
+        return None
+    token = await asyncio.to_thread(ensure_token_file, config.api_token_path)
+    listener = LocalListener(config.dashboard.port)
+    if config.dashboard.enabled:
+        from service.dashboard import build_dashboard
+
+        listener.root = build_dashboard(
+            store, config, token=token, card=None if cards is None else cards.manager,
+            alerts=AlertsOnDashboard(engine), on_change=dispatcher.wake, audit=audit)
+    if cards is not None:
+        from service.card_api import card_api
+
+        listener.subapps["/api/v1/carte"] = card_api(cards.manager, token)
+    try:
+        await listener.start()
+    except OSError as exc:
+        log.error("local_listener_unavailable", port=config.dashboard.port,
+                  error=exc.strerror or type(exc).__name__, alert=True)
+        return None
+    return listener
 
 
 def network_channels(config: BridgeConfig, enqueue: Callable[[Intake], Awaitable[tuple[Job, bool]]],

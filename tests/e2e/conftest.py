@@ -77,6 +77,7 @@ def installation(tmp_path: Path) -> Installation:
         .replace("127.0.0.1:8443", f"127.0.0.1:{port}")
         .replace("stability_seconds = 2.0", "stability_seconds = 0.2")
         .replace("rescan_seconds = 2.0", "rescan_seconds = 0.5")
+        .replace("port = 8790", f"port = {free_port()}")  # the dashboard
     )
     config_path.write_text(text, encoding="utf-8")
     return Installation(config_path, load_config(config_path))

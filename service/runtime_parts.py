@@ -1,0 +1,128 @@
+"""The parts `service.runner` assembles, each built from the configuration.
+
+- the wallet: the establishment's certificates (one DMP connection), or the CPS cards' runtime
+  (one connection per logged-in card, added and removed as cards come and go);
+- the watched folders, one `FolderIntake` per folder and profile;
+- the alerts (certificates and cards included) and the loopback listener (dashboard, card API).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+
+from bridge.cert_expiry import CertificateValidity
+from bridge.jobs import Intake, Job
+from bridge.vihf import Software
+from connectors.dmp_client import DmpClient
+from connectors.folder_intake import FolderIntake, Outcome
+from connectors.software_credentials import SoftwareCredentials
+from connectors.sqlite_store import SqliteStore
+from mappings.matrix import Matrix
+from service.alerts import (
+    AlertEngine,
+    AlertMonitor,
+    OpenAlert,
+    notifiers_from_config,
+    snapshot_from_store,
+)
+from service.alerts import Severity as AlertSeverity
+from service.config import BridgeConfig
+from service.dashboard.panels import AlertView, Severity
+from service.preview import folder_profile
+from service.wallet import Wallet
+
+if TYPE_CHECKING:  # imported at run time only in card mode (optional « carte » packages)
+    from service.card_runtime import CardRuntime
+
+CARD_RENEWAL_FR = ("Faites renouveler la carte CPS auprès de l'ANS (la nouvelle carte arrive "
+                   "avant l'échéance) et insérez-la à la place de l'ancienne.")
+
+
+@dataclass
+class Credentialing:
+    """How this bridge authenticates: exactly one of `software` and `cards` is set."""
+
+    wallet: Wallet
+    software: SoftwareCredentials | None = None
+    cards: CardRuntime | None = None
+
+
+def open_credentials(config: BridgeConfig, software: Software,
+                     load_software: Callable[[BridgeConfig], SoftwareCredentials]
+                     ) -> Credentialing:
+    """The establishment's certificates with their DMP connection, or an empty wallet the
+    cards will fill (`credentials.mode = "carte"`)."""
+    source_id = config.bridge.source_id
+    if config.credentials.mode == "carte":
+        from service.card_runtime import card_runtime
+
+        wallet = Wallet(source_id=source_id, software=software)
+        return Credentialing(wallet, cards=card_runtime(config, wallet))
+    credentials = load_software(config)
+    client = DmpClient(
+        config.dmp.url, credentials.ssl_context(), timeout_seconds=config.dmp.timeout_seconds,
+        rate_per_second=config.dmp.max_rate_per_second,
+    )
+    return Credentialing(Wallet.single(client, credentials, source_id=source_id,
+                                       software=software), software=credentials)
+
+
+def validities(credentialing: Credentialing) -> list[CertificateValidity]:
+    """The certificates whose expiry is watched: the structure's, or the logged-in cards'."""
+    if credentialing.software is not None:
+        return list(credentialing.software.certificate_validities())
+    found = []
+    if credentialing.cards is not None:
+        for label, der in credentialing.cards.manager.certificate_validities():
+            cert = x509.load_der_x509_certificate(der)
+            found.append(CertificateValidity(label, cert.not_valid_after_utc, CARD_RENEWAL_FR))
+    return found
+
+
+def folder_intakes(config: BridgeConfig,
+                   enqueue: Callable[[Intake], Awaitable[tuple[Job, bool]]],
+                   matrix: Matrix, on_outcome: Callable[[Outcome], None] | None
+                   ) -> list[FolderIntake]:
+    """One watcher per export folder (the main one first), each with its profile."""
+    return [
+        FolderIntake(
+            config.path(section.folder),
+            enqueue,
+            stability=dt.timedelta(seconds=config.intake.stability_seconds),
+            rescan_interval=config.intake.rescan_seconds,
+            on_outcome=on_outcome,
+            matrix=matrix,
+            profile=folder_profile(section),
+            ignore=tuple(section.ignore),
+        )
+        for section in config.intake.folders()
+    ]
+
+
+def alert_monitor(config: BridgeConfig, store: SqliteStore, engine: AlertEngine,
+                  credentialing: Credentialing) -> AlertMonitor:
+    data_dir = config.path(config.bridge.data_dir)
+    return AlertMonitor(engine, notifiers_from_config(config),
+                        lambda: snapshot_from_store(store, data_dir, validities(credentialing)))
+
+
+_SEVERITY = {AlertSeverity.WARNING: Severity.WARNING, AlertSeverity.CRITICAL: Severity.CRITICAL}
+
+
+class AlertsOnDashboard:
+    """The open alerts, as the dashboard's home page lists them."""
+
+    def __init__(self, engine: AlertEngine) -> None:
+        self._engine = engine
+
+    def open_alerts(self) -> list[AlertView]:
+        return [_view(alert) for alert in self._engine.open_alerts()]
+
+
+def _view(alert: OpenAlert) -> AlertView:
+    return AlertView(alert.text_fr, alert.since, _SEVERITY[alert.severity], alert.key)
