@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from enum import StrEnum
 from types import TracebackType
 
 import structlog
 from smartcard import scard
+
+from connectors.card_events import PcscEvent, PcscEventKind
 
 log = structlog.get_logger("dmp_bridge.pcsc")
 
@@ -38,26 +38,6 @@ SERVICE_LOST = frozenset({
     scard.SCARD_E_INVALID_HANDLE,
     scard.SCARD_F_INTERNAL_ERROR,
 })
-
-
-class PcscEventKind(StrEnum):
-    """What changed in the PC/SC world."""
-
-    SERVICE_UP = "service_up"  # the PC/SC service answers
-    SERVICE_DOWN = "service_down"  # the PC/SC service does not answer
-    READER_ADDED = "reader_added"  # a (watched) reader appeared
-    READER_REMOVED = "reader_removed"  # a reader disappeared
-    CARD_INSERTED = "card_inserted"  # a card is in a reader (also one present at start)
-    CARD_REMOVED = "card_removed"  # the card left the reader
-
-
-@dataclass(frozen=True)
-class PcscEvent:
-    """One change; `reader` for reader and card events, `atr` for CARD_INSERTED."""
-
-    kind: PcscEventKind
-    reader: str | None = None
-    atr: bytes | None = None
 
 
 class _ServiceLost(Exception):

@@ -166,6 +166,17 @@ class Pkcs11Module:
         """Names of the readers (slot descriptions) that hold a card."""
         return [slot.slot_description.strip() for slot in self._slots()]
 
+    def cards(self) -> dict[str, str]:
+        """Reader name → serial number of the card (token) in it, for every card present."""
+        found = {}
+        for slot in self._slots():
+            try:
+                found[slot.slot_description.strip()] = slot.get_token().serial.decode(
+                    "ascii", "replace").strip()
+            except p11.PKCS11Error:  # pulled out while we looked
+                continue
+        return found
+
     def open(
         self, reader: str | None = None, *, pin_tries: int | None = CPS_PIN_TRIES
     ) -> Pkcs11CardSession:

@@ -22,6 +22,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 
@@ -29,9 +30,9 @@ from bridge.card_identity import CardHolder, CardRefused, author_specialty, choo
 from bridge.card_port import CardError, CardSession, KeyRole, PinStatus
 from bridge.errors import BridgeError
 from connectors.card_credentials import CardCredentials
+from connectors.card_events import PcscEvent, PcscEventKind
 from connectors.card_tls import CardTlsForwarder
 from connectors.dmp_client import DmpClient
-from connectors.pcsc_monitor import PcscEvent, PcscEventKind, PcscMonitor
 from mappings.valuesets import VS, load_value_set
 from service.config import BridgeConfig
 from service.dashboard.panels import ReaderView, SituationView
@@ -265,27 +266,48 @@ def specialty_display(holder: CardHolder) -> str:
     return found.display
 
 
-def session_opener(config: BridgeConfig) -> Callable[[str], CardSession]:
-    """How to open the card in a reader: the PKCS#11 module (production), or APDUs to the
-    project's emulated card (`carte.acces = "apdu"`, tests and demonstrations)."""
+@dataclass(frozen=True)
+class CardAccess:
+    """How cards are watched and opened, per `carte.acces`."""
+
+    open_session: Callable[[str], CardSession]
+    watcher: Callable[[Callable[[PcscEvent], None]], Watcher]
+
+
+class Watcher(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float = 5.0) -> None: ...
+
+
+def card_access(config: BridgeConfig) -> CardAccess:
+    """The PKCS#11 module watching and opening its own slots (the Cryptolib CPS names them
+    after the PC/SC readers: production); or, for the project's emulated card
+    (`carte.acces = "apdu"`, tests and demonstrations), PC/SC events and APDUs."""
+    readers = config.carte.lecteurs
     if config.carte.acces == "apdu":
         from connectors.apdu_card import open_apdu_session
+        from connectors.pcsc_monitor import PcscMonitor
 
-        return open_apdu_session
+        return CardAccess(open_apdu_session,
+                          lambda on_event: PcscMonitor(on_event, readers=readers))
     from connectors.pkcs11_card import Pkcs11Module
+    from connectors.pkcs11_slots import Pkcs11SlotWatcher
 
     module = Pkcs11Module(config.path(config.carte.module))  # loaded once, at start
-    return module.open
+    return CardAccess(module.open,
+                      lambda on_event: Pkcs11SlotWatcher(module, on_event, readers=readers))
 
 
 class CardRuntime:
     """The monitor thread feeding the manager, one event at a time, in order."""
 
-    def __init__(self, manager: CardManager, readers: list[str]) -> None:
+    def __init__(self, manager: CardManager,
+                 watcher: Callable[[Callable[[PcscEvent], None]], Watcher]) -> None:
         self.manager = manager
-        self._readers = readers
+        self._new_watcher = watcher
         self._events: asyncio.Queue[PcscEvent] = asyncio.Queue()
-        self._monitor: PcscMonitor | None = None
+        self._monitor: Watcher | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -295,7 +317,7 @@ class CardRuntime:
             loop.call_soon_threadsafe(self._events.put_nowait, event)
 
         self._task = asyncio.create_task(self._consume(), name="card-events")
-        self._monitor = PcscMonitor(on_event, readers=self._readers)
+        self._monitor = self._new_watcher(on_event)
         await asyncio.to_thread(self._monitor.start)
 
     async def _consume(self) -> None:
@@ -324,12 +346,13 @@ class CardRuntime:
 
 def card_runtime(config: BridgeConfig, wallet: Wallet) -> CardRuntime:
     """The card side of a bridge in card mode (credentials.mode = "carte")."""
+    access = card_access(config)
     manager = CardManager(
         wallet,
         DmpTarget(config.dmp.url, config.path(config.dmp.server_ca),
                   config.dmp.timeout_seconds, config.dmp.max_rate_per_second),
-        open_session=session_opener(config),
+        open_session=access.open_session,
         specialty_display=specialty_display,
         situation=config.carte.situation,
     )
-    return CardRuntime(manager, config.carte.lecteurs)
+    return CardRuntime(manager, access.watcher)

@@ -29,7 +29,7 @@ from bridge.jobs import JobState
 from connectors.sqlite_store import SqliteStore
 from service.config import load_config
 from tests.card.pcsc_env import EmulatedCard, PcscEnvironment, make_test_card, shared_environment
-from tests.e2e.conftest import DMP_BRIDGE, Installation, free_port, wait_for
+from tests.e2e.conftest import DMP_BRIDGE, Installation, wait_for
 from tests.factories import make_sidecar_dict
 
 NURSE_PIN = "4711"
@@ -115,24 +115,24 @@ class CardBridge:
         return None if job is None else job.state  # type: ignore[attr-defined]
 
 
-@pytest.fixture
-def card_bridge(card_installation: Installation, readers: PcscEnvironment,
-                tmp_path: Path) -> Iterator[CardBridge]:
+def run_card_bridge(installation: Installation, env: dict[str, str],
+                    tmp_path: Path) -> Iterator[CardBridge]:
+    """`dmp-bridge run` of `installation` with `env`, until its card API listens; stopped
+    with SIGTERM afterwards, which must end it cleanly."""
     output = tmp_path / "bridge.out"
     out = output.open("wb")
     process = subprocess.Popen(
-        [str(DMP_BRIDGE), "run", "--config", str(card_installation.config_path)],
-        stdout=out, stderr=subprocess.STDOUT,
-        env={**os.environ, **readers.env, "PYTHONUNBUFFERED": "1"})
+        [str(DMP_BRIDGE), "run", "--config", str(installation.config_path)],
+        stdout=out, stderr=subprocess.STDOUT, env={**env, "PYTHONUNBUFFERED": "1"})
 
     def listening() -> bool:
         assert process.poll() is None, output.read_text()
         with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", card_installation.config.dashboard.port)) == 0
+            return sock.connect_ex(("127.0.0.1", installation.config.dashboard.port)) == 0
 
     try:
         wait_for(listening, timeout=30, what="the card API to listen")
-        yield CardBridge(card_installation, process, output)
+        yield CardBridge(installation, process, output)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -143,6 +143,12 @@ def card_bridge(card_installation: Installation, readers: PcscEnvironment,
                 process.wait()
         out.close()
     assert process.returncode == 0, output.read_text()
+
+
+@pytest.fixture
+def card_bridge(card_installation: Installation, readers: PcscEnvironment,
+                tmp_path: Path) -> Iterator[CardBridge]:
+    yield from run_card_bridge(card_installation, {**os.environ, **readers.env}, tmp_path)
 
 
 def card_status(bridge: CardBridge) -> str:

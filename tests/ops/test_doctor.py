@@ -8,7 +8,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.utils
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -155,14 +158,21 @@ def test_the_clock_is_compared_with_the_server_date(offset: int, ok: bool, words
 
 
 def test_card_mode_checks_the_pkcs11_module_and_the_pcsc_service(
-        installation: Installation, capsys: pytest.CaptureFixture[str]) -> None:
+        installation: Installation, tmp_path: Path) -> None:
     text = installation.config_path.read_text(encoding="utf-8")
     text = text.replace('mode = "etablissement"', 'mode = "carte"').replace(
         '# module = "/usr/lib/libcps3_pkcs11_lux.so"', 'module = "absent/libcps3_pkcs11_lux.so"')
     installation.config_path.write_text(text, encoding="utf-8")
-    _, out = run_doctor(installation, capsys)
+    # In a process of its own pointed at a PC/SC socket nobody serves (this test process may
+    # already talk to the card tests' pcscd, and the PC/SC client reads its socket once).
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dmp-bridge")), "doctor", "--config",
+         str(installation.config_path)], capture_output=True, text=True, timeout=120,
+        check=False, env={**os.environ, "PCSCLITE_CSOCK_NAME": str(tmp_path / "aucun.comm")})
+    out = done.stdout
+    assert done.returncode == 1
     module = line(out, "Module PKCS#11")
     assert module.startswith("✘") and "Cryptolib CPS" in module
-    pcsc = line(out, "Service PC/SC (lecteurs de carte)")  # no pcscd on the test machine
+    pcsc = line(out, "Service PC/SC (lecteurs de carte)")  # nobody serves that socket
     assert pcsc.startswith("✘") and ("pcscd" in pcsc or "lecteur" in pcsc or "pyscard" in pcsc)
     assert "Certificat d'authentification" not in out  # the card carries it
