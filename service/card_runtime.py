@@ -242,8 +242,9 @@ class CardManager:
         found = []
         for slot in self._slots.values():
             if slot.credentials is not None and slot.session is not None:
-                found.append((f"carte CPS ({slot.reader}), signature",
-                              slot.session.certificate(KeyRole.SIGNATURE)))
+                for role in KeyRole:
+                    found.append((f"certificat de {role.value} de la carte CPS "
+                                  f"({slot.reader})", slot.session.certificate(role)))
         return found
 
     async def close(self) -> None:

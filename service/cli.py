@@ -148,13 +148,15 @@ def build_parser(handlers: dict[str, Handler] | None = None) -> argparse.Argumen
     preview = sub.add_parser(
         "preview",
         help="aperçu de ce qui serait envoyé pour un fichier, sans rien envoyer",
-        description="Pour un PDF et sa fiche JSON (ou un document CDA .xml) : chaque "
-        "métadonnée qui serait envoyée, la ligne de la matrice et l'entrée du jeu de valeurs "
-        "qui l'ont choisie, et pourquoi le document serait mis en attente ou refusé. Rien n'est "
-        "envoyé.",
+        description="Pour un fichier de dépôt (PDF et sa fiche JSON, CDA .xml, message HL7 "
+        ".hl7/.er7, archive XDM .zip, HPRIM .hpr/.hpm) : chaque métadonnée qui serait envoyée, "
+        "la ligne de la matrice et l'entrée du jeu de valeurs qui l'ont choisie, et pourquoi le "
+        "document serait mis en attente ou refusé. Un fichier d'un dossier surveillé est jugé "
+        "avec le profil de ce dossier. Rien n'est envoyé.",
     )
     _config_arg(preview)
-    preview.add_argument("path", type=Path, metavar="CHEMIN", help="fichier .pdf, .json ou .xml")
+    preview.add_argument("path", type=Path, metavar="CHEMIN",
+                         help="fichier .pdf, .json, .xml, .hl7, .er7, .zip, .hpr ou .hpm")
 
     report = sub.add_parser(
         "report",

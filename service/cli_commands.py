@@ -247,35 +247,27 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
 
 def _cmd_preview(args: argparse.Namespace) -> int:
     from bridge.identity_gate import Target
-    from service.preview import preview
+    from service.preview import preview, profile_for
 
     config, matrix = _matrix_for(args)
     target = Target(config.bridge.environment) if config else Target.SIMULATOR
-    result = preview(args.path, matrix, target)
+    # A file of a watched folder is judged with that folder's profile (author, kind, format).
+    result = preview(args.path, matrix, target,
+                     profile_for(config, args.path) if config else None)
     print(result.text)
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from bridge.classify import find_row
-    from bridge.errors import BridgeError
-    from bridge.segur import FedDocument, report_csv, segur_report
-    from bridge.sidecar import parse_sidecar
+    from bridge.segur import report_csv, segur_report
+    from service.dashboard.documents import fed_documents
 
     config, matrix = _matrix_for(args)
     if config is None:
         raise ConfigError(f"Le fichier de configuration {args.config} est introuvable : "
                           "indiquez-le avec --config.")
-    documents = []
     with _open_store(config) as store:
-        for job in store.list_jobs(limit=1_000_000):
-            try:
-                request = parse_sidecar(store.metadata(job.id), file_name=job.source_ref)
-                _, row = find_row(matrix, request.author, request.kind)
-            except BridgeError:
-                continue
-            documents.append(FedDocument(job.received_at, row.type_code, row.label,
-                                         row.auto_feed, job.state))
+        documents = fed_documents(store, matrix)  # the same figures as the dashboard's Rapport
     lines = segur_report(documents)
     if args.csv:
         sys.stdout.write(report_csv(lines))

@@ -196,6 +196,9 @@ def run_demo(parent: Path) -> int:
         dropped = drop_samples(inbox, dt.datetime.now().astimezone())
         print(f"Trois documents d'exemple déposés : {', '.join(dropped)}", flush=True)
         print(f"Journaux (sans données de santé) : {config.log_path}")
+        if config.dashboard.enabled:
+            print(f"Tableau de bord : http://127.0.0.1:{config.dashboard.port}/ (jeton : "
+                  f"fichier {config.api_token_path})")
         print(
             f"File d'attente : {config.store_path} — état : "
             f"dmp-bridge status --config {config_path}"

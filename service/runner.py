@@ -40,7 +40,6 @@ from service.local_listener import LocalListener
 from service.matrix_loading import matrix_from_config
 from service.queue_care import QueueCare
 from service.runtime_parts import (
-    AlertsOnDashboard,
     Credentialing,
     alert_monitor,
     folder_intakes,
@@ -244,7 +243,7 @@ async def start_local_listener(config: BridgeConfig, store: SqliteStore, dispatc
 
         listener.root = build_dashboard(
             store, config, token=token, card=None if cards is None else cards.manager,
-            alerts=AlertsOnDashboard(engine), on_change=dispatcher.wake, audit=audit)
+            alerts=engine, on_change=dispatcher.wake, audit=audit)
     if cards is not None:
         from service.card_api import card_api
 

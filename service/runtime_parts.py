@@ -26,13 +26,10 @@ from mappings.matrix import Matrix
 from service.alerts import (
     AlertEngine,
     AlertMonitor,
-    OpenAlert,
     notifiers_from_config,
     snapshot_from_store,
 )
-from service.alerts import Severity as AlertSeverity
 from service.config import BridgeConfig
-from service.dashboard.panels import AlertView, Severity
 from service.preview import folder_profile
 from service.wallet import Wallet
 
@@ -109,20 +106,3 @@ def alert_monitor(config: BridgeConfig, store: SqliteStore, engine: AlertEngine,
     data_dir = config.path(config.bridge.data_dir)
     return AlertMonitor(engine, notifiers_from_config(config),
                         lambda: snapshot_from_store(store, data_dir, validities(credentialing)))
-
-
-_SEVERITY = {AlertSeverity.WARNING: Severity.WARNING, AlertSeverity.CRITICAL: Severity.CRITICAL}
-
-
-class AlertsOnDashboard:
-    """The open alerts, as the dashboard's home page lists them."""
-
-    def __init__(self, engine: AlertEngine) -> None:
-        self._engine = engine
-
-    def open_alerts(self) -> list[AlertView]:
-        return [_view(alert) for alert in self._engine.open_alerts()]
-
-
-def _view(alert: OpenAlert) -> AlertView:
-    return AlertView(alert.text_fr, alert.since, _SEVERITY[alert.severity], alert.key)

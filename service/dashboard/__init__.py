@@ -2,22 +2,13 @@
 the matrix, the patients' choices and the Ségur report."""
 
 from service.dashboard.app import DashboardServer, build_dashboard
-from service.dashboard.panels import (
-    AlertsPanel,
-    AlertView,
-    CardPanel,
-    ReaderView,
-    Severity,
-    SituationView,
-)
+from service.dashboard.panels import AlertsPanel, CardPanel, ReaderView, SituationView
 
 __all__ = [
-    "AlertView",
     "AlertsPanel",
     "CardPanel",
     "DashboardServer",
     "ReaderView",
-    "Severity",
     "SituationView",
     "build_dashboard",
 ]

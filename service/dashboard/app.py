@@ -8,6 +8,7 @@ access log (aiohttp's would write request lines we do not vet). Pages are in
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from service.dashboard.pages import card as card_page
 from service.dashboard.pages import document, documents, home, login, matrix, patients, report
 from service.dashboard.panels import AlertsPanel, CardPanel
 from service.matrix_loading import matrix_from_config
-from service.metrics import queue_metrics
+from service.metrics import figures_from_store, render_metrics
 
 log = structlog.get_logger("dmp_bridge.dashboard")
 
@@ -51,8 +52,9 @@ async def _metrics(request: web.Request) -> web.Response:
     bearer = scheme.lower() == "bearer" and ctx.sessions.token_matches(given)
     if not bearer and ctx.sessions.get(request.cookies.get(SESSION_COOKIE)) is None:
         return refusal(401, "Authentification requise : jeton de la passerelle (Bearer).")
-    counts, received = await ctx.run(lambda: (ctx.store.counts(), ctx.store.received()))
-    return web.Response(text=queue_metrics(counts, received),
+    figures = await ctx.run(lambda: figures_from_store(ctx.store, dt.datetime.now(dt.UTC)))
+    alerts = ctx.alerts.open_alerts() if ctx.alerts is not None else None
+    return web.Response(text=render_metrics(figures, alerts),
                         content_type="text/plain", charset="utf-8")
 
 

@@ -7,10 +7,10 @@ already in French, with no patient data (a card holder is a professional, not a 
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import Protocol
+
+from service.alerts import OpenAlert
 
 
 @dataclass(frozen=True)
@@ -51,25 +51,7 @@ class CardPanel(Protocol):
         ...
 
 
-class Severity(StrEnum):
-    """How urgent an alert is."""
-
-    INFO = "info"  # for information
-    WARNING = "avertissement"  # something needs attention soon
-    CRITICAL = "critique"  # documents are not leaving
-
-
-@dataclass(frozen=True)
-class AlertView:
-    """One open alert, in French."""
-
-    text: str
-    since: dt.datetime  # aware
-    severity: Severity = Severity.WARNING
-    key: str = field(default="", compare=False)  # a stable id, for those who need one
-
-
 class AlertsPanel(Protocol):
-    """The alerts that are open now (raised and not yet ended)."""
+    """The alerts that are open now (raised and not yet ended): `service.alerts.AlertEngine`."""
 
-    def open_alerts(self) -> list[AlertView]: ...
+    def open_alerts(self) -> list[OpenAlert]: ...

@@ -8,7 +8,8 @@ import datetime as dt
 import hmac
 from dataclasses import dataclass, field
 
-from service.dashboard.panels import AlertView, ReaderView, Severity, SituationView
+from service.alerts import OpenAlert, Severity
+from service.dashboard.panels import ReaderView, SituationView
 
 CARD_PIN = "739164"  # the test card's PIN; searched for in every page, log and header
 READER = "Lecteur de test 00"
@@ -57,12 +58,13 @@ class EmulatedCard:
 class FixedAlerts:
     """Alerts that stay open until the test changes the list."""
 
-    alerts: list[AlertView] = field(default_factory=list)
+    alerts: list[OpenAlert] = field(default_factory=list)
 
-    def open_alerts(self) -> list[AlertView]:
+    def open_alerts(self) -> list[OpenAlert]:
         return list(self.alerts)
 
 
-def disk_alert() -> AlertView:
-    return AlertView("Espace disque faible sur le dossier des données (120 Mo libres).",
-                     dt.datetime(2026, 11, 20, 8, 15, tzinfo=dt.UTC), Severity.CRITICAL)
+def disk_alert() -> OpenAlert:
+    return OpenAlert("disque", Severity.CRITICAL,
+                     "Espace disque faible sur le dossier des données (120 Mo libres).",
+                     dt.datetime(2026, 11, 20, 8, 15, tzinfo=dt.UTC))

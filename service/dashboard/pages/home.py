@@ -7,10 +7,11 @@ import datetime as dt
 from aiohttp import web
 
 from bridge.jobs import JobState, conservation
+from service.alerts import OpenAlert
 from service.dashboard.certificates import CertificateView, certificate_views
 from service.dashboard.context import DASHBOARD, Dashboard, render
 from service.dashboard.html import Markup, esc, join, table, tag, when
-from service.dashboard.panels import AlertView, ReaderView
+from service.dashboard.panels import ReaderView
 from service.labels import STATE_LABELS
 
 # The order a person reads them in: what needs them first.
@@ -78,12 +79,12 @@ def _card(readers: list[ReaderView] | None) -> Markup:
         "p", tag("a", "Gérer la carte et saisir le code PIN", href="/carte"))
 
 
-def _alerts(alerts: list[AlertView] | None) -> Markup:
+def _alerts(alerts: list[OpenAlert] | None) -> Markup:
     if alerts is None:
         return Markup("")
     if not alerts:
         return tag("h2", "Alertes") + tag("p", "Aucune alerte en cours.", class_="ok")
-    rows = [(tag("span", str(a.severity), class_=f"gravite {a.severity}"), a.text, when(a.since))
+    rows = [(tag("span", str(a.severity), class_=f"gravite {a.severity}"), a.text_fr, when(a.since))
             for a in sorted(alerts, key=lambda a: a.since)]
     return tag("h2", "Alertes en cours") + table(("Gravité", "Alerte", "Depuis le"), rows)
 
