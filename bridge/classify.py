@@ -81,6 +81,14 @@ def find_row(matrix: Matrix, author: Author, kind: str) -> tuple[str, MatrixRow]
     return category, row
 
 
+VISIBILITY_ORDER = ("MASQUE_PS", "INVISIBLE_PATIENT", "INVISIBLE_REPRESENTANTS_LEGAUX")
+
+
+def _visibility_rank(flag: str) -> tuple[int, str]:
+    return (VISIBILITY_ORDER.index(flag) if flag in VISIBILITY_ORDER else len(VISIBILITY_ORDER),
+            flag)
+
+
 def resolve(matrix: Matrix, author: Author, *, kind: str, is_pdf: bool = True,
             source_confirm: bool = False, source_visibility: Sequence[str] = ()) -> Resolution:
     """Apply the matrix; raise MappingRejected (the input is refused) when nothing fits."""
@@ -122,7 +130,9 @@ def resolve(matrix: Matrix, author: Author, *, kind: str, is_pdf: bool = True,
     confidentiality = _concept(VS.HL7_CONFIDENTIALITY, row.confidentiality, OID_CONFIDENTIALITY,
                                "de confidentialité")
     # The row's restrictions plus those the professional asked for; a source can only add.
-    flags = tuple(dict.fromkeys((*row.visibility, *source_visibility)))
+    # One fixed order, whatever the order of the source (the same restrictions must give the
+    # same metadata through every channel).
+    flags = tuple(sorted(set((*row.visibility, *source_visibility)), key=_visibility_rank))
     visibility = tuple(_concept(VS.VISIBILITY, flag, OID_VISIBILITY, "de visibilité")
                        for flag in flags)
     events = tuple(Coded(code, display, system) for code, display, system in row.event_codes)

@@ -290,7 +290,7 @@ def _to_request(s: SidecarIn, file_name: str) -> DocumentRequest:
         patient=patient,
         author=author,
         kind=kind,
-        title=s.document.title,
+        title=" ".join(s.document.title.split()),  # as HL7 reads titles: one space
         date=s.document.date,
         confirm_with_patient=s.document.confirm_with_patient,
         visibility=tuple(dict.fromkeys(s.document.visibility)),

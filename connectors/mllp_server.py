@@ -10,6 +10,16 @@ Life of one message on a connection:
 4. a refusal gets AE/CE (correct the message) or AR/CR (resend as is: store unavailable,
    broken frame) with ERR-3 / ERR-5 / ERR-8.
 
+PAM-FR ADT messages (A01, A04, A08, A28, A31) are not documents: when an `on_patient` callback
+is given, the patient's DMP choices of segment ZFA (`bridge.hl7v2.adt.PatientUpdate`) are handed
+to it and AA/CA is sent only once it returned (registry committed); without it, ADT is refused
+(200, AR) as before. `on_committed(job, document)` runs after a document's commit and before its
+ACK (the ZAM^Z01 notifier keeps what the business acknowledgment will need there).
+
+Replace and delete requests (MDM^T10, MDM^T04, or ORU with ORC-1 RO/CA, OBX-11 C/D) are refused
+with AE and ERR-3 = 207 and a French reason saying where to do it: the queue only carries initial
+feeds (`MllpSettings.actions`). Never silently accepted.
+
 A broken frame, a garbage message or an exception in one connection never reaches the others.
 Connections idle for `idle_timeout` seconds, or spending more than `frame_timeout` on one frame
 (a sender stuck half-way), are closed; a slow sender that keeps sending within those limits is
@@ -25,6 +35,7 @@ import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
@@ -44,8 +55,10 @@ from bridge.hl7v2 import (
     read_header,
     source_ref,
 )
+from bridge.hl7v2.adt import PatientUpdate, parse_adt
 from bridge.hl7v2.errors import rejected
 from bridge.hl7v2.mllp import DEFAULT_MAX_FRAME
+from bridge.identity_gate import PatientRecord
 from bridge.jobs import Intake, Job
 from mappings.matrix import Matrix
 
@@ -53,6 +66,10 @@ log = structlog.get_logger("dmp_bridge.mllp")
 
 # Commits an intake and returns (job, created); must not block the event loop.
 EnqueueFn = Callable[[Intake], Awaitable[tuple[Job, bool]]]
+# Records a patient's DMP choices (ADT ZFA); must commit before returning, must not block.
+OnPatient = Callable[[PatientUpdate], Awaitable[None]]
+# Runs after a document's commit, before its ACK (an exception gets the sender an AR).
+OnCommitted = Callable[[Job, HL7Document], Awaitable[None]]
 READ_CHUNK = 64 * 1024
 
 
@@ -95,9 +112,13 @@ class MllpServer:
         *,
         matrix: Matrix | None = None,
         on_outcome: Callable[[MllpOutcome], None] | None = None,
+        on_patient: OnPatient | None = None,
+        on_committed: OnCommitted | None = None,
     ) -> None:
         self.settings = settings or MllpSettings()
         self._enqueue = enqueue
+        self._on_patient = on_patient
+        self._on_committed = on_committed
         self._matrix = matrix
         self._on_outcome = on_outcome
         self._server: asyncio.Server | None = None
@@ -198,6 +219,8 @@ class MllpServer:
         """None once the message is committed; otherwise why it was not."""
         if isinstance(event, BrokenFrame):
             return self._broken(event)
+        if header.message_type == "ADT" and self._on_patient is not None:
+            return await self._patient(header, data)
         try:
             document = await asyncio.to_thread(parse_message, data, matrix=self._matrix)
         except HL7Rejected as exc:
@@ -228,11 +251,7 @@ class MllpServer:
                 "dmp-bridge : envoyez le document en PDF (OBX de type ED, PDF en base64).",
                 ErrorCode.APPLICATION)
         if document.action not in self.settings.actions:
-            what = "remplacement" if document.action is Action.REPLACE else "suppression"
-            return rejected(
-                f"La demande de {what} d'un document n'est pas encore prise en charge par "
-                "dmp-bridge : faites-la depuis le DMP, ou envoyez un nouveau document.",
-                ErrorCode.APPLICATION)
+            return _unsupported_action(document.action)
         intake = Intake(
             channel="mllp",
             source_ref=source_ref(header),
@@ -254,8 +273,42 @@ class MllpServer:
                 f"L'identifiant de message {header.control_id} (MSH-10) a déjà été utilisé par "
                 "ce logiciel pour un autre document : chaque message doit avoir un identifiant "
                 "unique.", ErrorCode.DUPLICATE_KEY)
+        if self._on_committed is not None:
+            try:
+                await self._on_committed(job, document)
+            except Exception as exc:  # the job exists; a resend finds it and tries this again
+                log.error("mllp_after_commit_failed", job_id=job.id, error=type(exc).__name__)
+                return rejected(
+                    "dmp-bridge a enregistré le document mais pas la demande d'accusé de "
+                    "réception métier : renvoyez le message tel quel (il ne sera pas envoyé "
+                    "deux fois au DMP).", ErrorCode.APPLICATION, resend=True)
         log.info("mllp_document_queued", job_id=job.id, duplicate=not created)
         self._emit(MllpOutcome(header.control_id, True, job=job, duplicate=not created))
+        return None
+
+    async def _patient(self, header: MessageHeader, data: bytes) -> HL7Rejected | None:
+        """A PAM-FR ADT: None once its DMP choices are recorded; otherwise why not."""
+        assert self._on_patient is not None
+        try:
+            update = await asyncio.to_thread(parse_adt, data)
+        except HL7Rejected as exc:
+            return exc
+        except Exception as exc:
+            log.error("mllp_parse_failed", error=type(exc).__name__)
+            return rejected(
+                "Erreur interne de dmp-bridge à la lecture du message : renvoyez-le plus tard ; "
+                "si l'erreur persiste, contactez le support.", ErrorCode.APPLICATION,
+                resend=True)
+        try:
+            await self._on_patient(update)
+        except Exception as exc:  # not recorded: the sender must resend (AR/CR)
+            log.error("mllp_patient_record_failed", error=type(exc).__name__)
+            return rejected(
+                "dmp-bridge n'a pas pu enregistrer le statut DMP du patient (registre "
+                "indisponible) : rien n'a été conservé, renvoyez le message.",
+                ErrorCode.APPLICATION, resend=True)
+        log.info("mllp_patient_recorded", trigger=update.event, zfa=update.has_zfa)
+        self._emit(MllpOutcome(header.control_id, True, code="ADT"))
         return None
 
     def _refuse(self, header: MessageHeader | None, exc: HL7Rejected,
@@ -273,3 +326,44 @@ class MllpServer:
     def _emit(self, outcome: MllpOutcome) -> None:
         if self._on_outcome is not None:
             self._on_outcome(outcome)
+
+
+def _unsupported_action(action: Action) -> HL7Rejected:
+    """AE + 207: the queue carries initial feeds only; say where the request must be made."""
+    if action is Action.REPLACE:
+        what, how = "remplacement", (
+            "déposez la nouvelle version en remplacement de l'ancienne depuis l'accès web au DMP "
+            "des professionnels de santé (www.dmp.fr, avec votre carte CPS ou e-CPS)")
+    else:
+        what, how = "suppression", (
+            "supprimez le document depuis l'accès web au DMP des professionnels de santé "
+            "(www.dmp.fr, avec votre carte CPS ou e-CPS)")
+    return rejected(
+        f"dmp-bridge ne sait pas faire la {what} d'un document déjà envoyé au DMP (MDM^T10 / "
+        f"MDM^T04, ou OBX-11 C / D) : rien n'a été fait. Pour ce document, {how}. S'il n'était "
+        "pas encore parti (dmp-bridge list), annulez-le (dmp-bridge cancel N) et envoyez la "
+        "nouvelle version comme un nouveau document (MDM^T02).", ErrorCode.APPLICATION)
+
+
+class PatientChoices(Protocol):
+    """The part of the patient registry an ADT writes (connectors.sqlite_patients)."""
+
+    def record(self, ins: str, *, now: dt.datetime, feeding_opposition: bool | None = None,
+               consultation_consent_at: dt.date | None = None,
+               opposition_at: dt.datetime | None = None,
+               consent_withdrawn: bool = False) -> PatientRecord: ...
+
+
+def patient_recorder(registry: PatientChoices) -> OnPatient:
+    """The `on_patient` callback that writes an ADT's ZFA into the registry (in a thread)."""
+    async def record(update: PatientUpdate) -> None:
+        changes = update.registry_changes()
+        if changes.empty or update.ins is None:
+            return
+        await asyncio.to_thread(
+            registry.record, update.ins, now=dt.datetime.now(dt.UTC),
+            feeding_opposition=changes.feeding_opposition,
+            consultation_consent_at=changes.consultation_consent_at,
+            opposition_at=changes.opposition_at,
+            consent_withdrawn=changes.consent_withdrawn)
+    return record

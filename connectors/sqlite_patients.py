@@ -1,8 +1,8 @@
 """The patient registry on SQLite: opposition to feeding and consultation consent, per INS.
 
-Fed from sidecars now (and from HL7 ADT ZFA segments later). It lives in the queue's file, in its
-own table, so one backup holds everything; it has its own connection because it is read and
-written at intake, while the dispatcher works on the queue.
+Fed from sidecars and from HL7 PAM-FR ADT messages (segment ZFA, `bridge.hl7v2.adt`). It lives
+in the queue's file, in its own table, so one backup holds everything; it has its own connection
+because it is read and written at intake, while the dispatcher works on the queue.
 """
 
 from __future__ import annotations
@@ -62,9 +62,15 @@ class SqlitePatientRegistry:
         )
 
     def record(self, ins: str, *, now: dt.datetime, feeding_opposition: bool | None = None,
-               consultation_consent_at: dt.date | None = None) -> PatientRecord:
+               consultation_consent_at: dt.date | None = None,
+               opposition_at: dt.datetime | None = None,
+               consent_withdrawn: bool = False) -> PatientRecord:
         """Update what is known; `None` leaves a field as it was (a later document that says
-        nothing about opposition does not lift an earlier one)."""
+        nothing about opposition does not lift an earlier one).
+
+        `opposition_at`: when the opposition was collected, if the source says (HL7 ZFA-10;
+        default `now`). `consent_withdrawn`: the patient refused consultation (HL7 ZFA-11
+        `INC`): the consent date is cleared; a consent date given in the same call wins."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -72,11 +78,16 @@ class SqlitePatientRegistry:
                     "INSERT INTO patients (ins, updated_at) VALUES (?, ?) "
                     "ON CONFLICT (ins) DO NOTHING", (ins, now.isoformat()))
                 if feeding_opposition is not None:
+                    since = (opposition_at or now).isoformat()
                     self._conn.execute(
                         "UPDATE patients SET feeding_opposition = ?, opposition_at = ?, "
                         "updated_at = ? WHERE ins = ?",
-                        (int(feeding_opposition), now.isoformat() if feeding_opposition else None,
+                        (int(feeding_opposition), since if feeding_opposition else None,
                          now.isoformat(), ins))
+                if consent_withdrawn and consultation_consent_at is None:
+                    self._conn.execute(
+                        "UPDATE patients SET consultation_consent_at = NULL, updated_at = ? "
+                        "WHERE ins = ?", (now.isoformat(), ins))
                 if consultation_consent_at is not None:
                     self._conn.execute(
                         "UPDATE patients SET consultation_consent_at = ?, updated_at = ? "

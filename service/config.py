@@ -229,6 +229,11 @@ class MllpSection(_Section):
     port: Annotated[int, Field(ge=1, le=65535)] = 2575
     max_message_kb: Annotated[int, Field(ge=16, le=65536)] = 20480
     idle_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    accept_adt: bool = True  # PAM-FR ADT → patient registry (opposition / consent)
+    zam_host: str = "127.0.0.1"  # the sender's own MLLP listener for ZAM^Z01
+    zam_port: Annotated[int, Field(ge=1, le=65535)] | None = None  # None: no ZAM sent
+    zam_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    zam_first_delay_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
 
 
 class MatrixSection(_Section):
@@ -507,10 +512,20 @@ enabled = false
 port = 2575
 max_message_kb = 20480
 idle_timeout_seconds = 120.0
+# Messages ADT du profil PAM-FR (A01, A04, A08, A28, A31) : le segment ZFA met à jour le registre
+# des patients (opposition à l'alimentation, consentement à la consultation).
+accept_adt = true
+# Accusé métier ZAM^Z01 (quand le message le demande, ACK_RECEPTION=Y) envoyé, une fois le
+# résultat du DMP connu, à l'écoute MLLP du logiciel émetteur : adresse et port (sans port :
+# aucun accusé métier n'est envoyé).
+zam_host = "127.0.0.1"
+# zam_port = 2576
+zam_attempts = 5
+zam_first_delay_seconds = 5.0
 
 [http]
 # API HTTP locale sur 127.0.0.1 : POST /api/v1/documents (PDF + fiche JSON), suivi par
-# GET /api/v1/documents/{id}, description OpenAPI sur /api/openapi.json. Jeton requis
+# GET /api/v1/documents/{{id}}, description OpenAPI sur /api/openapi.json. Jeton requis
 # (Authorization: Bearer …) : il est dans le fichier donnees/jeton-api créé par « init ».
 enabled = false
 port = 8787

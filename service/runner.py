@@ -25,10 +25,11 @@ from bridge.sidecar import parse_sidecar
 from bridge.vihf import Software
 from connectors.folder_intake import FolderIntake, Outcome
 from connectors.http_api import HttpApi, store_lookup
-from connectors.mllp_server import MllpServer, MllpSettings
+from connectors.mllp_server import MllpServer, MllpSettings, patient_recorder
 from connectors.software_credentials import CredentialsError, SoftwareCredentials
 from connectors.sqlite_patients import SqlitePatientRegistry
 from connectors.sqlite_store import SqliteStore
+from connectors.zam_sender import ZamNotifier
 from mappings.matrix import Matrix
 from service.alerts import AlertEngine, engine_for
 from service.api_token import ensure_token_file, load_token
@@ -42,8 +43,10 @@ from service.queue_care import QueueCare
 from service.runtime_parts import (
     Credentialing,
     alert_monitor,
+    finished_observers,
     folder_intakes,
     open_credentials,
+    open_zam,
 )
 from service.simulator.config import SimulatorConfig
 from service.simulator.server import RunningSimulator, start_simulator
@@ -140,6 +143,7 @@ async def run_bridge(
     store = await asyncio.to_thread(SqliteStore.open, config.store_path)
     registry = await asyncio.to_thread(SqlitePatientRegistry, config.store_path)
     audit = await asyncio.to_thread(AuditTrail.for_config, config)
+    zam = await open_zam(config)
     listener: LocalListener | None = None
     try:
         recovered = await asyncio.to_thread(store.recover_on_start, dt.datetime.now(dt.UTC))
@@ -153,7 +157,7 @@ async def run_bridge(
             software=software,
             gate=Gatekeeping(matrix, Target(config.bridge.environment), registry),
             lifetime=dt.timedelta(days=config.dmp.lifetime_days),
-            on_finished=hooks.on_finished,
+            on_finished=finished_observers(zam, hooks.on_finished),
             retry=retry_policy(config),
             lot_max=config.dmp.lot_max_documents,
             care=QueueCare(store, lifetime=dt.timedelta(days=config.dmp.lifetime_days),
@@ -177,7 +181,10 @@ async def run_bridge(
             *(asyncio.create_task(intake.run(), name=f"folder-intake-{n}")
               for n, intake in enumerate(intakes)),
         ]
-        bridge.tasks += network_channels(config, enqueue, store, matrix, api_token)
+        bridge.tasks += network_channels(config, enqueue, store, matrix, api_token,
+                                         registry=registry, zam=zam.notifier if zam else None)
+        if zam is not None:
+            zam.resume_task = asyncio.create_task(zam.notifier.resume(), name="zam-resume")
         engine = engine_for(config)
         bridge.tasks.append(asyncio.create_task(
             alert_monitor(config, store, engine, credentialing).run(), name="alerts"))
@@ -192,13 +199,11 @@ async def run_bridge(
     finally:
         if listener is not None:
             await listener.stop()
-        if credentialing.cards is not None:
-            await credentialing.cards.close()
-        for client in credentialing.wallet.clients():
-            await client.close()
-        await asyncio.to_thread(audit.close)
-        await asyncio.to_thread(store.close)
-        await asyncio.to_thread(registry.close)
+        await credentialing.close()
+        if zam is not None:
+            await zam.close()
+        for closable in (audit, store, registry):
+            await asyncio.to_thread(closable.close)
         if simulator is not None:
             await simulator.close()
 
@@ -258,14 +263,18 @@ async def start_local_listener(config: BridgeConfig, store: SqliteStore, dispatc
 
 
 def network_channels(config: BridgeConfig, enqueue: Callable[[Intake], Awaitable[tuple[Job, bool]]],
-                     store: SqliteStore, matrix: Matrix, api_token: str | None
-                     ) -> list[asyncio.Task[None]]:
+                     store: SqliteStore, matrix: Matrix, api_token: str | None, *,
+                     registry: SqlitePatientRegistry | None = None,
+                     zam: ZamNotifier | None = None) -> list[asyncio.Task[None]]:
     """The listeners the configuration enables (HL7 v2 over MLLP, the local HTTP API)."""
     tasks = []
     if config.mllp.enabled:
+        adt = registry is not None and config.mllp.accept_adt
         mllp = MllpServer(enqueue, MllpSettings(
             port=config.mllp.port, max_frame_bytes=config.mllp.max_message_kb * 1024,
-            idle_timeout=config.mllp.idle_timeout_seconds), matrix=matrix)
+            idle_timeout=config.mllp.idle_timeout_seconds), matrix=matrix,
+            on_patient=patient_recorder(registry) if adt and registry is not None else None,
+            on_committed=zam.remember if zam is not None else None)
         tasks.append(asyncio.create_task(mllp.run(), name="mllp"))
     if api_token is not None:
         api = HttpApi(enqueue, store_lookup(store), token=api_token, matrix=matrix,

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from connectors.dmp_client import DmpClient
 from connectors.folder_intake import FolderIntake, Outcome
 from connectors.software_credentials import SoftwareCredentials
 from connectors.sqlite_store import SqliteStore
+from connectors.zam_sender import SqliteZamOutbox, ZamDestination, ZamNotifier
 from mappings.matrix import Matrix
 from service.alerts import (
     AlertEngine,
@@ -30,6 +32,7 @@ from service.alerts import (
     snapshot_from_store,
 )
 from service.config import BridgeConfig
+from service.dispatcher import Finished
 from service.preview import folder_profile
 from service.wallet import Wallet
 
@@ -47,6 +50,13 @@ class Credentialing:
     wallet: Wallet
     software: SoftwareCredentials | None = None
     cards: CardRuntime | None = None
+
+    async def close(self) -> None:
+        """Cards released, every DMP connection closed."""
+        if self.cards is not None:
+            await self.cards.close()
+        for client in self.wallet.clients():
+            await client.close()
 
 
 def open_credentials(config: BridgeConfig, software: Software,
@@ -106,3 +116,43 @@ def alert_monitor(config: BridgeConfig, store: SqliteStore, engine: AlertEngine,
     data_dir = config.path(config.bridge.data_dir)
     return AlertMonitor(engine, notifiers_from_config(config),
                         lambda: snapshot_from_store(store, data_dir, validities(credentialing)))
+
+
+@dataclass
+class Zam:
+    """ZAM^Z01 business acknowledgements: their durable outbox and the sender."""
+
+    outbox: SqliteZamOutbox
+    notifier: ZamNotifier
+    resume_task: asyncio.Task[int] | None = None
+
+    async def close(self) -> None:
+        if self.resume_task is not None:
+            self.resume_task.cancel()
+        await self.notifier.aclose()
+        await asyncio.to_thread(self.outbox.close)
+
+
+async def open_zam(config: BridgeConfig) -> Zam | None:
+    """The ZAM sender when HL7 over MLLP is on and a destination is configured."""
+    if not config.mllp.enabled or config.mllp.zam_port is None:
+        return None
+    outbox = await asyncio.to_thread(SqliteZamOutbox, config.store_path)
+    return Zam(outbox, ZamNotifier(outbox, ZamDestination(
+        config.mllp.zam_host, config.mllp.zam_port, attempts=config.mllp.zam_attempts,
+        first_delay=config.mllp.zam_first_delay_seconds)))
+
+
+def finished_observers(zam: Zam | None, other: Callable[[Finished], None] | None
+                       ) -> Callable[[Finished], None] | None:
+    """What the dispatcher calls when a job reaches a new state: the ZAM (never waited for),
+    then the caller's own observer."""
+    if zam is None:
+        return other
+
+    def observe(finished: Finished) -> None:
+        zam.notifier.notify_soon(finished.job, finished.decision)
+        if other is not None:
+            other(finished)
+
+    return observe

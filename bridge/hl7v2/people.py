@@ -57,6 +57,13 @@ def _checked_ins(matricule: str, oid: str, where: Location) -> tuple[str, str]:
     return ins.matricule, ins.oid.value
 
 
+def read_ins(pid: Segment, d: Delimiters) -> tuple[str, str] | None:
+    """The checked (matricule, OID) of the PID-3 INS repetition; None when there is none;
+    HL7Rejected (102/103) when it is malformed."""
+    found = _ins_from_pid(pid, d)
+    return None if found is None else _checked_ins(*found, where=pid.at(3))
+
+
 def _status(pid: Segment, d: Delimiters) -> str:
     values = [comp(rep, 1, d).upper() for rep in repetitions(pid.field(32), d)]
     if not values:

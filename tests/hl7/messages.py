@@ -129,3 +129,22 @@ def with_obx5(message: bytes, payload: bytes) -> bytes:
             lines[i] = b"|".join(fields)
             break
     return b"\n".join(lines)
+
+
+def zfa(feeding: str = "IO", consultation: str = "INC", *, day: str = "20261121090000",
+        status: str = "ACTIF") -> str:
+    """A PAM-FR `ZFA` (DMP status): ZFA-1/2 status, ZFA-9/10 feeding, ZFA-11/12 consultation."""
+    return seg("ZFA", {1: status, 2: day, 9: feeding, 10: day if feeding else "",
+                       11: consultation, 12: day if consultation else ""})
+
+
+def adt(control_id: str = "ADT-1", *, event: str = "A31", zfa_segment: str | None = None,
+        status: str = "QUAL", ids: str | None = None) -> list[str]:
+    """A PAM-FR 2.11 ADT from the practice's identity manager, opposed to feeding by default."""
+    header = seg("MSH", {3: "GAM-CABINET", 4: "Cabinet des Lilas", 5: "DMP-BRIDGE",
+                         6: "Cabinet des Lilas", 7: "20261121093000",
+                         9: f"ADT^{event}^ADT_A01", 10: control_id, 11: "P",
+                         12: "2.5^FRA^2.11", 17: "FRA", 18: "UNICODE UTF-8",
+                         21: "2.11^IHE_FRANCE-2.11-PAM"})
+    return [header, seg("EVN", {2: "20261121093000"}), pid(status=status, ids=ids),
+            seg("PV1", {1: "1", 2: "N"}), zfa_segment if zfa_segment is not None else zfa()]
