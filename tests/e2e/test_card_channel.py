@@ -321,3 +321,33 @@ def test_a_staff_card_is_refused_for_clinical_feeding(card_bridge: CardBridge,
     assert result.returncode == 1
     assert json.dumps(result.stderr)  # a French sentence, not a traceback
     assert "Traceback" not in card_bridge.output.read_text()
+
+
+async def test_the_pin_typed_in_the_dashboard_logs_the_real_card_in(
+        card_bridge: CardBridge, readers: PcscEnvironment, tmp_path: Path) -> None:
+    """The Carte page of the running bridge, in headless Chromium, with the emulated card."""
+    from tests.browser import Browser
+
+    installation = card_bridge.installation
+    card = nurse_card(installation, tmp_path)
+    readers.insert(card.json_path, reader=0)
+    wait_for(lambda: "code PIN attendu" in card_status(card_bridge), timeout=20,
+             what="the card to be seen")
+    installation.drop("par-la-page", nurse_sidecar())
+    url = f"http://127.0.0.1:{installation.config.dashboard.port}/"
+    token = installation.config.api_token_path.read_text(encoding="ascii").strip()
+    async with Browser.launch(tmp_path / "chromium") as browser:
+        await browser.goto(url)
+        await browser.fill("#jeton", token)
+        await browser.click_and_wait("form.connexion button[type=submit]")
+        await browser.goto(f"{url}carte")
+        assert "INFIRMIERE" in await browser.text()
+        await browser.fill("#pin", NURSE_PIN)
+        await browser.click_and_wait("form.code-pin button[type=submit]")
+        text = await browser.text()
+        assert "Carte connectée" in text
+        assert NURSE_PIN not in await browser.html()
+        await browser.screenshot("carte-reelle-connectee")
+    wait_for(lambda: card_bridge.state("par-la-page") is JobState.DONE, timeout=30,
+             what="the document to leave once the card is logged in from the page")
+    assert NURSE_PIN.encode() not in card_bridge.output.read_bytes()
