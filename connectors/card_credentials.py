@@ -17,16 +17,8 @@ from __future__ import annotations
 from typing import cast
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
-from signxml.algorithms import (
-    CanonicalizationMethod,
-    DigestAlgorithm,
-    SignatureConstructionMethod,
-    SignatureMethod,
-)
-from signxml.signer import XMLSigner
 
 from bridge.card_identity import CardHolder, Situation, holder_author
 from bridge.card_port import CardSession, KeyRole, sha256_digest_info
@@ -35,6 +27,7 @@ from bridge.vihf import AuthMode
 from bridge.xades import SigningCertificate
 from connectors.card_signing_key import CardRsaKey
 from connectors.software_credentials import subject_dn
+from connectors.vihf_signature import sign_vihf
 
 
 class CardCredentials:
@@ -82,21 +75,8 @@ class CardCredentials:
 
     def sign_vihf(self, assertion: etree._Element) -> etree._Element:
         """Enveloped XML-DSig of the assertion (exc-c14n, RSA-SHA256) by the signature key."""
-        signer = XMLSigner(
-            method=SignatureConstructionMethod.enveloped,
-            signature_algorithm=SignatureMethod.RSA_SHA256,
-            digest_algorithm=DigestAlgorithm.SHA256,
-            c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
-        )
         key = cast(rsa.RSAPrivateKey, CardRsaKey(self._session, KeyRole.SIGNATURE))
-        signed: etree._Element = signer.sign(
-            assertion,
-            key=key,
-            cert=self._sign_cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-            reference_uri="#" + assertion.get("ID", ""),
-            id_attribute="ID",
-        )
-        return signed
+        return sign_vihf(assertion, key, self._sign_cert)
 
     def may_send_as(self, author: Author) -> bool:
         """A card sends only the documents of its holder (same RPPS)."""

@@ -34,19 +34,13 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 from lxml import etree
-from signxml.algorithms import (
-    CanonicalizationMethod,
-    DigestAlgorithm,
-    SignatureConstructionMethod,
-    SignatureMethod,
-)
-from signxml.signer import XMLSigner
 
 from bridge.cert_expiry import CertificateValidity, ExpiryCheck, expiry_warnings
 from bridge.domain import Author
 from bridge.errors import BridgeError
 from bridge.vihf import AuthMode
 from bridge.xades import SigningCertificate
+from connectors.vihf_signature import sign_vihf
 
 _DN_LABELS = {
     NameOID.COUNTRY_NAME: "C",
@@ -314,20 +308,7 @@ class SoftwareCredentials:
 
     def sign_vihf(self, assertion: etree._Element) -> etree._Element:
         """Enveloped XML-DSig of the assertion (exc-c14n, RSA-SHA256), replacing its placeholder."""
-        signer = XMLSigner(
-            method=SignatureConstructionMethod.enveloped,
-            signature_algorithm=SignatureMethod.RSA_SHA256,
-            digest_algorithm=DigestAlgorithm.SHA256,
-            c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
-        )
-        signed: etree._Element = signer.sign(
-            assertion,
-            key=self._sign.key,
-            cert=self._sign.cert_pem.decode("ascii"),
-            reference_uri="#" + assertion.get("ID", ""),
-            id_attribute="ID",
-        )
-        return signed
+        return sign_vihf(assertion, self._sign.key, self._sign.cert)
 
     @property
     def structure_ids(self) -> frozenset[str]:

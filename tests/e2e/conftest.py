@@ -83,24 +83,28 @@ def installation(tmp_path: Path) -> Installation:
     return Installation(config_path, load_config(config_path))
 
 
-@pytest.fixture
-def bridge_process(installation: Installation, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`dmp-bridge run` as a real process; stopped with SIGTERM, which must end it cleanly."""
+def run_bridge_process(installation: Installation, tmp_path: Path, *,
+                       env: dict[str, str] | None = None,
+                       ready_port: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """`dmp-bridge run` as a real process, until `ready_port` (default: the embedded simulator's)
+    listens; stopped with SIGTERM afterwards, which must end it cleanly. Output in
+    tmp_path/bridge.out."""
     out = (tmp_path / "bridge.out").open("wb")
     process = subprocess.Popen(
         [str(DMP_BRIDGE), "run", "--config", str(installation.config_path)],
         stdout=out,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**(env or os.environ), "PYTHONUNBUFFERED": "1"},
     )
+    port = ready_port or installation.config.simulator.port
 
     def listening() -> bool:
         assert process.poll() is None, (tmp_path / "bridge.out").read_text()
         with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", installation.config.simulator.port)) == 0
+            return sock.connect_ex(("127.0.0.1", port)) == 0
 
     try:
-        wait_for(listening, timeout=30, what="the embedded simulator to listen")
+        wait_for(listening, timeout=30, what=f"the bridge to listen on port {port}")
         yield process
     finally:
         if process.poll() is None:
@@ -112,3 +116,9 @@ def bridge_process(installation: Installation, tmp_path: Path) -> Iterator[subpr
                 process.wait()
         out.close()
     assert process.returncode == 0, (tmp_path / "bridge.out").read_text()
+
+
+@pytest.fixture
+def bridge_process(installation: Installation, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`dmp-bridge run` as a real process; stopped with SIGTERM, which must end it cleanly."""
+    yield from run_bridge_process(installation, tmp_path)

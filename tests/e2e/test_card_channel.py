@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import time
@@ -29,7 +28,7 @@ from bridge.jobs import JobState
 from connectors.sqlite_store import SqliteStore
 from service.config import load_config
 from tests.card.pcsc_env import EmulatedCard, PcscEnvironment, make_test_card, shared_environment
-from tests.e2e.conftest import DMP_BRIDGE, Installation, wait_for
+from tests.e2e.conftest import DMP_BRIDGE, Installation, run_bridge_process, wait_for
 from tests.factories import make_sidecar_dict
 
 NURSE_PIN = "4711"
@@ -117,32 +116,10 @@ class CardBridge:
 
 def run_card_bridge(installation: Installation, env: dict[str, str],
                     tmp_path: Path) -> Iterator[CardBridge]:
-    """`dmp-bridge run` of `installation` with `env`, until its card API listens; stopped
-    with SIGTERM afterwards, which must end it cleanly."""
-    output = tmp_path / "bridge.out"
-    out = output.open("wb")
-    process = subprocess.Popen(
-        [str(DMP_BRIDGE), "run", "--config", str(installation.config_path)],
-        stdout=out, stderr=subprocess.STDOUT, env={**env, "PYTHONUNBUFFERED": "1"})
-
-    def listening() -> bool:
-        assert process.poll() is None, output.read_text()
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", installation.config.dashboard.port)) == 0
-
-    try:
-        wait_for(listening, timeout=30, what="the card API to listen")
-        yield CardBridge(installation, process, output)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        out.close()
-    assert process.returncode == 0, output.read_text()
+    """`dmp-bridge run` of `installation` with `env`, until its card API listens."""
+    for process in run_bridge_process(installation, tmp_path, env=env,
+                                      ready_port=installation.config.dashboard.port):
+        yield CardBridge(installation, process, tmp_path / "bridge.out")
 
 
 @pytest.fixture
