@@ -328,3 +328,29 @@ async def test_the_pin_typed_in_the_dashboard_logs_the_real_card_in(
     wait_for(lambda: card_bridge.state("par-la-page") is JobState.DONE, timeout=30,
              what="the document to leave once the card is logged in from the page")
     assert NURSE_PIN.encode() not in card_bridge.output.read_bytes()
+
+
+def test_the_pcsc_service_restarting_drops_the_card_until_a_new_login(
+        card_bridge: CardBridge, readers: PcscEnvironment, tmp_path: Path) -> None:
+    """pcscd stops and starts again under the running bridge: the session is dropped, the
+    holder's documents wait (no attempt used), and the card works again after a new PIN entry —
+    without restarting the bridge."""
+    installation = card_bridge.installation
+    card = nurse_card(installation, tmp_path)
+    readers.insert(card.json_path, reader=0)
+    wait_for(lambda: "code PIN attendu" in card_status(card_bridge), timeout=20,
+             what="the card to be seen")
+    assert card_bridge.login(NURSE_PIN).returncode == 0
+    wait_for(lambda: "connectée" in card_status(card_bridge), timeout=20,
+             what="the card to be logged in")
+
+    readers.restart_pcscd()
+    wait_for(lambda: "code PIN attendu" in card_status(card_bridge), timeout=30,
+             what="the card to be seen again, logged out, after the PC/SC restart")
+    installation.drop("apres-redemarrage", nurse_sidecar())
+    wait_for(lambda: card_bridge.state("apres-redemarrage") is JobState.DEFERRED, timeout=30,
+             what="the document to wait for a new login")
+    assert card_bridge.job("apres-redemarrage").attempts == 0  # type: ignore[attr-defined]
+    assert card_bridge.login(NURSE_PIN).returncode == 0
+    wait_for(lambda: card_bridge.state("apres-redemarrage") is JobState.DONE, timeout=30,
+             what="the document to leave after the new login")
