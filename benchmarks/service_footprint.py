@@ -13,7 +13,8 @@ embedded simulator on a free port (like tests/e2e/conftest.py), default settings
   (both are waited for; the time of each is printed);
 - RSS = VmRSS of /proc/PID/status 10 s after ready — the embedded DMP simulator lives in the
   same process and is counted in it (a second start with `simulator.embedded = false` gives
-  the bridge alone, for information);
+  the bridge alone, for information); its split between anonymous memory and the largest shared
+  libraries (/proc/PID/smaps) is printed with it;
 - idle CPU % = Δ(utime + stime) of /proc/PID/stat over the following 10 s ÷ 10 s (100 % = one
   core); idle means an empty queue, the folder rescan and the dispatcher's idle poll running;
 - stop = SIGTERM → process exit;
@@ -130,6 +131,26 @@ def rss_mb(pid: int) -> tuple[float, float, int]:
             int(fields["Threads"]))
 
 
+def rss_breakdown(pid: int, top: int = 6) -> str:
+    """Where the resident memory is, from /proc/PID/smaps: anonymous ([heap], stacks and other
+    mappings of no file: Python objects, C heaps) vs the largest file-backed mappings (shared
+    libraries and extension modules), in MiB."""
+    per_file: dict[str, int] = {}
+    current = "[anonymous]"
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and not head[0].endswith(":"):  # a mapping's header line
+            path = head[5] if len(head) > 5 else ""
+            current = Path(path).name if path.startswith("/") else "[anonymous]"
+        elif head and head[0] == "Rss:":
+            per_file[current] = per_file.get(current, 0) + int(head[1])
+    anonymous = per_file.pop("[anonymous]", 0)
+    largest = sorted(per_file.items(), key=lambda kv: -kv[1])[:top]
+    return (f"anonymous {anonymous / 1024:.1f} MiB; files "
+            f"{sum(per_file.values()) / 1024:.1f} MiB, largest: "
+            + ", ".join(f"{name} {kb / 1024:.1f}" for name, kb in largest))
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of the process (all its threads), from /proc/PID/stat."""
     stat = Path(f"/proc/{pid}/stat").read_text()
@@ -176,11 +197,13 @@ def measure_idle(config_path: Path, config: BridgeConfig, out: Path) -> None:
               f"→ `bridge_starting` logged: {t_log - spawned:.2f} s")
         time.sleep(IDLE_SECONDS)
         rss, hwm, threads = rss_mb(process.pid)
+        breakdown = rss_breakdown(process.pid)
         cpu_before, t0 = cpu_seconds(process.pid), time.monotonic()
         time.sleep(IDLE_SECONDS)
         cpu_percent = (cpu_seconds(process.pid) - cpu_before) / (time.monotonic() - t0) * 100
         print(f"  RSS {IDLE_SECONDS:g} s after ready: {rss:.1f} MiB (peak VmHWM {hwm:.1f} MiB, "
               f"{threads} threads; the embedded DMP simulator is in this process)")
+        print(f"    {breakdown}")
         print(f"  idle CPU over the next {IDLE_SECONDS:g} s: {cpu_percent:.2f} % of one core "
               f"(clock tick {1 / CLOCK_TICKS * 1000:.0f} ms)")
     finally:

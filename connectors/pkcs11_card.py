@@ -25,14 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pkcs11
 import structlog
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 from pkcs11 import Attribute, Mechanism, ObjectClass, TokenFlag
 from pkcs11 import exceptions as p11
 from pkcs11.types import SignMixin
@@ -41,7 +38,6 @@ from bridge.card_identity import (
     CardDataInvalid,
     CardHolder,
     Situation,
-    parse_info_ps,
     parse_situation,
 )
 from bridge.card_port import (
@@ -54,18 +50,21 @@ from bridge.card_port import (
     PinStatus,
     WrongPin,
 )
+from connectors.pkcs11_objects import (
+    ACTIVITY_LABELS,
+    CERTIFICATE_LABELS,
+    INFO_PS_LABEL,
+    CardCertificate,
+    classify_certificates,
+    holder_of,
+)
 
 if TYPE_CHECKING:
     from pkcs11._pkcs11 import lib as Pkcs11Lib
 
 log = structlog.get_logger("dmp_bridge.card")
 
-CERTIFICATE_LABELS = {
-    KeyRole.AUTHENTICATION: "Certificat d'Authentification CPS",
-    KeyRole.SIGNATURE: "Certificat de Signature CPS",
-}
-INFO_PS_LABEL = "CPS_INFO_PS"
-ACTIVITY_LABELS = {f"CPS_ACTIVITY_{index:02d}_PS": index for index in range(1, 17)}
+
 CPS_PIN_TRIES = 3  # a CPS card blocks after three wrong PINs
 
 # What the module answers when the card, the reader or the session is gone.
@@ -222,42 +221,6 @@ def pin_state_from_flags(flags: TokenFlag, pin_tries: int | None) -> tuple[int |
         # At least one wrong PIN and more than one try left: exact only for a 3-try card.
         return (2 if pin_tries == 3 else None), False
     return pin_tries, False
-
-
-@dataclass(frozen=True)
-class _CardCertificate:
-    role: KeyRole
-    cka_id: bytes
-    der: bytes
-    cert: x509.Certificate
-
-
-def _role_by_usage(cert: x509.Certificate) -> KeyRole | None:
-    """The role a certificate's key usage implies (fallback when the labels differ)."""
-    try:
-        if cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
-            return None
-    except x509.ExtensionNotFound:
-        pass
-    try:
-        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        return None
-    if usage.content_commitment:
-        return KeyRole.SIGNATURE
-    if usage.digital_signature:
-        return KeyRole.AUTHENTICATION
-    return None
-
-
-def _subject_value(cert: x509.Certificate, oid: x509.ObjectIdentifier, name: str) -> str:
-    values = cert.subject.get_attributes_for_oid(oid)
-    if len(values) != 1:
-        raise CardDataInvalid(
-            "Le certificat de signature de la carte n'a pas le sujet attendu d'une carte CPS "
-            f"(champ {name}) : la carte n'est peut-être pas une carte CPS."
-        )
-    return str(values[0].value).strip()
 
 
 class Pkcs11CardSession:
@@ -498,34 +461,15 @@ class Pkcs11CardSession:
             code="CARD_OPERATION_FAILED",
         )
 
-    def _find_certificates(self) -> dict[KeyRole, _CardCertificate]:
+    def _find_certificates(self) -> dict[KeyRole, CardCertificate]:
         found: list[tuple[str, bytes, bytes]] = []
         for obj in self._session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE}):
             values = obj.get_attributes([Attribute.LABEL, Attribute.ID, Attribute.VALUE])
             found.append((str(values[Attribute.LABEL] or ""), bytes(values[Attribute.ID] or b""),
                           bytes(values[Attribute.VALUE] or b"")))
-        by_label = {label: role for role, label in CERTIFICATE_LABELS.items()}
-        certificates: dict[KeyRole, _CardCertificate] = {}
-        by_usage: dict[KeyRole, list[_CardCertificate]] = {}
-        for label, cka_id, der in found:
-            try:
-                cert = x509.load_der_x509_certificate(der)
-            except ValueError:
-                continue
-            role = by_label.get(label.strip())
-            if role is not None and role not in certificates:
-                certificates[role] = _CardCertificate(role, cka_id, der, cert)
-                continue
-            usage_role = _role_by_usage(cert)
-            if usage_role is not None:
-                by_usage.setdefault(usage_role, []).append(
-                    _CardCertificate(usage_role, cka_id, der, cert))
-        for role, candidates in by_usage.items():
-            if role not in certificates and len(candidates) == 1:
-                certificates[role] = candidates[0]
-        return certificates
+        return classify_certificates(found)
 
-    def _certificate(self, role: KeyRole) -> _CardCertificate:
+    def _certificate(self, role: KeyRole) -> CardCertificate:
         found = self._certificates.get(role)
         if found is None:
             self._fresh_token()
@@ -556,15 +500,7 @@ class Pkcs11CardSession:
                 f"La carte ne présente pas l'objet {INFO_PS_LABEL} (type de carte, profession) : "
                 "ce n'est peut-être pas une carte CPS, ou la Cryptolib CPS est trop ancienne."
             )
-        kind, profession, specialty = parse_info_ps(info)
-        return CardHolder(
-            national_id=_subject_value(cert, NameOID.COMMON_NAME, "CN"),
-            family_name=_subject_value(cert, NameOID.SURNAME, "SN"),
-            given_name=_subject_value(cert, NameOID.GIVEN_NAME, "GN"),
-            kind=kind,
-            profession_code=profession,
-            specialty_code=specialty,
-        )
+        return holder_of(cert, info)
 
     def _private_key(self, role: KeyRole) -> SignMixin:
         key = self._keys.get(role)

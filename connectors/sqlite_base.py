@@ -1,5 +1,5 @@
-"""The SQLite queue's helpers (write transaction, row and event helpers) and its reads (the bytes
-of a job, checked against their hashes, and its rows).
+"""The SQLite queue's helpers (write transaction, group commit, row and event helpers) and its
+reads (the bytes of a job, checked against their hashes, and its rows).
 
 Kept apart from `sqlite_store` (lifecycle and operations) so each module stays short;
 `SqliteStore` inherits all of it. Every use of the connection is behind the store's lock.
@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 from bridge.jobs import Job, JobEvent, JobState
 from bridge.store_port import PayloadPurged, UnknownJob
@@ -22,6 +23,92 @@ from connectors.sqlite_schema import (
     job_from_row,
 )
 from connectors.store_blobs import BlobChecks
+
+T = TypeVar("T")
+Work = Callable[[sqlite3.Connection], T]
+
+
+class _Request(Generic[T]):
+    """One caller's part of a group: its work, then its result or the group's error."""
+
+    __slots__ = ("done", "error", "result", "work")
+
+    def __init__(self, work: Work[T]) -> None:
+        self.work = work
+        self.result: T | None = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
+class CommitGroups(Generic[T]):
+    """Group commit: the writes of concurrent callers share one transaction and one COMMIT.
+
+    A caller hands its work (statements to run inside the transaction) and waits. If no group
+    is being written, the caller leads: it opens the write transaction (`write`), takes every
+    request waiting at that moment (its own included: callers that arrived while the previous
+    COMMIT was being fsync'ed join it), runs their work in arrival order, and commits. Each
+    caller returns only once the COMMIT holding its work has returned — durable, as with a
+    transaction of its own — and gets its own result. If anything in the group fails (a
+    statement, the COMMIT), the transaction is rolled back and every caller of the group gets
+    that error: nothing of the group was written, so nothing may be acknowledged.
+
+    One caller alone is a group of one (no waiting, no delay): it leads at once.
+    Work must not raise for its own input (check it before): one failure fails the group.
+    """
+
+    def __init__(self, write: Callable[[], contextlib.AbstractContextManager[sqlite3.Connection]]
+                 ) -> None:
+        self._write = write
+        self._cond = threading.Condition()
+        self._waiting: list[_Request[T]] = []
+        self._leading = False
+
+    @property
+    def waiting(self) -> int:
+        """Requests not yet taken into a group (those of a group being written are not)."""
+        with self._cond:
+            return len(self._waiting)
+
+    def run(self, work: Work[T]) -> T:
+        """`work(conn)`'s result, once the transaction that ran it is committed."""
+        request = _Request(work)
+        with self._cond:
+            self._waiting.append(request)
+            while self._leading and not request.done:
+                self._cond.wait()
+            # No group is being written and ours is not done, so it is still waiting: lead.
+            lead = not request.done
+            if lead:
+                self._leading = True
+        if lead:
+            self._lead(request)
+        if request.error is not None:
+            raise request.error  # each caller raises the group's error (as Future.result does)
+        return request.result  # type: ignore[return-value]  # set with done, no error
+
+    def _lead(self, own: _Request[T]) -> None:
+        group: list[_Request[T]] = []
+        try:
+            with self._write() as conn:
+                with self._cond:
+                    group, self._waiting = self._waiting, []
+                results = [request.work(conn) for request in group]
+            # The COMMIT returned: every request of the group is durable.
+            for request, result in zip(group, results, strict=True):
+                request.result = result
+        except BaseException as exc:
+            if not group:  # failed before taking the group: only the leader's own request
+                with self._cond:
+                    self._waiting.remove(own)
+                group = [own]
+            for request in group:
+                request.error = exc
+        finally:
+            with self._cond:
+                for request in group:
+                    request.done = True
+                self._leading = False
+                self._cond.notify_all()
 
 
 class SqliteBase(BlobChecks):

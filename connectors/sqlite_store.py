@@ -5,6 +5,10 @@ returned survives a crash or a power loss; every write is one `BEGIN IMMEDIATE` 
 two processes (or two stores in one process) never interleave writes and never lease the same
 job. The file must live on a local disk: WAL does not work over SMB/NFS.
 
+Intake uses group commit (`CommitGroups`): `enqueue` calls from several threads at once share
+one transaction and one COMMIT (one fsync), and each returns only after that COMMIT; a caller
+alone commits alone, at once. Same durability per document, fewer fsyncs under load.
+
 One connection per store, shared by worker threads (`check_same_thread=False`) behind a lock.
 No logging here: this module handles health data (payloads), and the caller logs outcomes.
 """
@@ -12,6 +16,7 @@ No logging here: this module handles health data (payloads), and the caller logs
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sqlite3
 import threading
@@ -21,10 +26,11 @@ from typing import Self
 
 from bridge.jobs import Intake, Job, JobState, check_transition
 from bridge.store_port import JobNotActive, StoreError
-from connectors.sqlite_base import SqliteBase
+from connectors.sqlite_base import CommitGroups, SqliteBase
 from connectors.sqlite_schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
+    from_text,
     job_from_row,
     sha256_hex,
     to_text,
@@ -37,12 +43,22 @@ from connectors.store_texts import (
 )
 
 BUSY_TIMEOUT_MS = 10_000
+# WAL pages after which a COMMIT also checkpoints (SQLite's default: 1000, 4 MB). Each intake
+# writes ~36 pages (100 KB PDF + rows + indexes), so the default checkpoints every ~28
+# documents, each time with an fsync of the database file; 8000 pages (32 MB of WAL) makes that
+# 8 times rarer and rewrites the hot index pages once per checkpoint, not once per 28
+# documents (intake rate ÷ raw rate: 0.653 → 0.679, mean of 4 alternated runs each). Durability
+# is unchanged: a COMMIT is durable once in the fsync'ed WAL, checkpointed or not.
+WAL_AUTOCHECKPOINT_PAGES = 8000
+
+
 class SqliteStore(SqliteBase):
     """The job queue in one SQLite file. Open with `SqliteStore.open(path)`."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self._lock = threading.Lock()
+        self._intake_groups: CommitGroups[tuple[Job, bool]] = CommitGroups(self._write)
         self.path = path
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -74,6 +90,7 @@ class SqliteStore(SqliteBase):
                     code="STORE_NO_WAL",
                 )
             conn.execute("PRAGMA synchronous = FULL")  # commit = fsync of the WAL
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
             conn.execute("PRAGMA foreign_keys = ON")
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
@@ -121,8 +138,26 @@ class SqliteStore(SqliteBase):
     # -- writes ------------------------------------------------------------------------------
 
     def enqueue(self, intake: Intake) -> tuple[Job, bool]:
+        # Hash and texts in the caller's thread: callers hash in parallel (hashlib releases the
+        # GIL) while a COMMIT is being fsync'ed, and a bad input fails here, alone.
         received_at = to_text(intake.received_at)
-        with self._write() as conn:
+        at = from_text(received_at)
+        assert at is not None
+        new_job = Job(
+            id=0,  # given by the INSERT
+            state=JobState.QUEUED,
+            channel=intake.channel,
+            source_ref=intake.source_ref,
+            idempotency_key=intake.idempotency_key,
+            payload_sha256=sha256_hex(intake.payload),
+            received_at=at,
+            updated_at=at,
+            author_key=intake.author_key,
+            patient_key=intake.patient_key,
+        )
+        message = f"Document reçu ({intake.channel}) et mis en file d'attente."
+
+        def insert(conn: sqlite3.Connection) -> tuple[Job, bool]:
             existing = conn.execute(
                 "SELECT * FROM jobs WHERE idempotency_key = ?", (intake.idempotency_key,)
             ).fetchone()
@@ -132,17 +167,9 @@ class SqliteStore(SqliteBase):
                 "INSERT INTO jobs (state, channel, source_ref, idempotency_key, payload_sha256,"
                 " received_at, updated_at, patient_key, author_key)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    JobState.QUEUED.value,
-                    intake.channel,
-                    intake.source_ref,
-                    intake.idempotency_key,
-                    sha256_hex(intake.payload),
-                    received_at,
-                    received_at,
-                    intake.patient_key,
-                    intake.author_key,
-                ),
+                (JobState.QUEUED.value, new_job.channel, new_job.source_ref,
+                 new_job.idempotency_key, new_job.payload_sha256, received_at, received_at,
+                 new_job.patient_key, new_job.author_key),
             )
             job_id = cur.lastrowid
             assert job_id is not None
@@ -151,20 +178,16 @@ class SqliteStore(SqliteBase):
                 (job_id, intake.payload, intake.metadata),
             )
             conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'received'")
-            self._event(
-                conn,
-                job_id,
-                at=received_at,
-                old=None,
-                new=JobState.QUEUED,
-                code="RECEIVED",
-                message_fr=f"Document reçu ({intake.channel}) et mis en file d'attente.",
-            )
-            row = self._row(conn, job_id)
-        # The COMMIT in _write() has returned: row, payload and event are on disk. Only now may
-        # the caller acknowledge the source (ACK, HTTP 202, move of the file). A crash before
-        # this line leaves no job and no acknowledgement, so the source sends it again.
-        return job_from_row(row), True
+            self._event(conn, job_id, at=received_at, old=None, new=JobState.QUEUED,
+                        code="RECEIVED", message_fr=message)
+            # The row as just inserted (every other column at its default): no read back.
+            return dataclasses.replace(new_job, id=job_id), True
+
+        # Returns once the COMMIT holding this job (and maybe other callers' jobs, group commit)
+        # has returned: row, payload and event are on disk. Only now may the caller acknowledge
+        # the source (ACK, HTTP 202, move of the file). A crash before leaves no job and no
+        # acknowledgement, so the source sends it again; a failed group raises in every caller.
+        return self._intake_groups.run(insert)
 
     def claim(self, now: datetime, lease: timedelta) -> Job | None:
         at = to_text(now)

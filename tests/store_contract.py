@@ -143,6 +143,46 @@ class StoreContract:
         assert second.received() == 1
         assert [e.code for e in second.events(job.id)] == ["RECEIVED"]
 
+    def test_concurrent_enqueues_on_one_store_are_all_kept(self, open_store: OpenStore) -> None:
+        """The service's channels enqueue from several worker threads on one store at once:
+        every document acknowledged is there after a reopen, as its caller was told."""
+        first = open_store()
+        threads, per_thread = 12, 5
+        acked: list[list[tuple[int, int]]] = [[] for _ in range(threads)]
+
+        def work(store: Store, i: int) -> None:
+            for k in range(per_thread):
+                n = i * per_thread + k
+                job, created = store.enqueue(intake(n))
+                assert created
+                assert job.idempotency_key == f"key-{n}"
+                acked[i].append((n, job.id))
+
+        run_in_threads([first] * threads, work)
+        pairs = [pair for thread_pairs in acked for pair in thread_pairs]
+        assert len({job_id for _, job_id in pairs}) == threads * per_thread
+        first.close()
+
+        second = open_store()
+        assert second.received() == threads * per_thread
+        for n, job_id in pairs:
+            job = second.get(job_id)
+            assert job is not None and job.idempotency_key == f"key-{n}"
+            assert second.payload(job_id) == f"%PDF-1.4 document {n}".encode()
+            assert [e.code for e in second.events(job_id)] == ["RECEIVED"]
+
+    def test_same_document_from_many_threads_of_one_store_is_one_job(self, store: Store) -> None:
+        results: list[tuple[int, bool]] = []
+
+        def work(store: Store, i: int) -> None:
+            job, created = store.enqueue(intake(7))
+            results.append((job.id, created))
+
+        run_in_threads([store] * 8, work)
+        assert len({job_id for job_id, _ in results}) == 1
+        assert sorted(created for _, created in results) == [False] * 7 + [True]
+        assert store.received() == 1
+
     def test_times_come_back_in_utc(self, store: Store) -> None:
         local = datetime(2025, 7, 1, 11, 0, 0, 123456, tzinfo=PARIS_SUMMER)
         job, _ = store.enqueue(replace(intake(1), received_at=local))

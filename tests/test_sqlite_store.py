@@ -1,7 +1,8 @@
 """The SQLite queue on a real file (DESIGN.md §4, spec/reliability-security.md §1.6).
 
 The `Store` contract (tests/store_contract.py) runs here against SQLite, followed by what only
-SQLite has: WAL pragmas, an owner-only file, one process owning every lease.
+SQLite has: WAL pragmas, an owner-only file, one process owning every lease, group commit of
+concurrent intakes.
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ import os
 import sqlite3
 import stat
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from bridge.jobs import JobState
+from bridge.jobs import Intake, Job, JobState
 from connectors.sqlite_schema import MIGRATIONS
-from connectors.sqlite_store import SqliteStore
+from connectors.sqlite_store import WAL_AUTOCHECKPOINT_PAGES, SqliteStore
 from tests.store_contract import LEASE, T0, StoreContract, intake
 from tests.store_contract_lots import LotStoreContract
 
@@ -90,6 +94,7 @@ def test_pragmas_and_schema(store: SqliteStore, db_path: Path) -> None:
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_AUTOCHECKPOINT_PAGES
     with raw(db_path) as other:  # WAL is persistent in the file itself
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert other.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
@@ -134,3 +139,126 @@ def test_a_version_1_queue_is_migrated_and_keeps_its_jobs(db_path: Path) -> None
         store.enqueue(intake(2))
     with raw(db_path) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+
+
+# -- group commit: concurrent enqueues share one COMMIT -----------------------------------------
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.005)
+
+
+Outcome = tuple[Job, bool] | BaseException
+
+
+def enqueue_in_threads(store: SqliteStore, intakes: list[Intake], db_path: Path, *,
+                       refused: int = 0) -> list[Outcome]:
+    """Each intake enqueued by its own thread, all of them waiting for one group: the write lock
+    is held by another connection (as another process would) until every caller waits (all
+    but the `refused` ones, which fail before joining), so the first caller leads and takes all
+    of them when the lock comes free. Returns each caller's result or error, in the order of
+    `intakes`."""
+    outcomes: list[Outcome | None] = [None] * len(intakes)
+
+    def call(i: int) -> None:
+        try:
+            outcomes[i] = store.enqueue(intakes[i])
+        except BaseException as exc:  # the outcome under test
+            outcomes[i] = exc
+
+    with raw(db_path) as other:
+        other.execute("BEGIN IMMEDIATE")  # the file's write lock
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(len(intakes))]
+        for t in threads:
+            t.start()
+        expected = len(intakes) - refused
+        wait_until(lambda: store._intake_groups.waiting == expected,
+                   f"{expected} waiting enqueues")
+        other.execute("ROLLBACK")
+    for t in threads:
+        t.join()
+    assert all(o is not None for o in outcomes)
+    return outcomes  # type: ignore[return-value]  # all set, checked above
+
+
+def count_commits(store: SqliteStore) -> list[str]:
+    """The COMMIT statements the store's connection runs from now on (SQLite's trace)."""
+    commits: list[str] = []
+    store._conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    return commits
+
+
+def test_concurrent_enqueues_share_one_commit_and_all_survive_reopen(
+    open_store: Callable[[], SqliteStore], db_path: Path,
+) -> None:
+    store = open_store()
+    commits = count_commits(store)
+    intakes = [intake(n) for n in range(10)]
+    outcomes = enqueue_in_threads(store, intakes, db_path)
+
+    assert commits == ["COMMIT"]  # ten documents, one COMMIT (one fsync)
+    jobs = []
+    for n, outcome in enumerate(outcomes):
+        assert not isinstance(outcome, BaseException)
+        job, created = outcome
+        assert created and job.idempotency_key == f"key-{n}" and job.state is JobState.QUEUED
+        jobs.append(job)
+    assert len({job.id for job in jobs}) == 10
+    store.close()
+
+    reopened = open_store()
+    assert reopened.received() == 10
+    for n, job in enumerate(jobs):
+        assert reopened.get(job.id) == job  # what each caller was told is what is on disk
+        assert reopened.payload(job.id) == f"%PDF-1.4 document {n}".encode()
+        assert [e.code for e in reopened.events(job.id)] == ["RECEIVED"]
+
+
+def test_a_failed_commit_fails_every_caller_of_its_group_and_keeps_nothing(
+    open_store: Callable[[], SqliteStore], db_path: Path,
+) -> None:
+    """SQLite refuses the COMMIT (an authorizer denying it stands for a disk failing at that
+    moment): every caller of the group gets the error, so no source is acknowledged, and none
+    of their documents is in the queue — sending them again creates them."""
+    store = open_store()
+
+    def deny_commit(action: int, arg1: str | None, *_: object) -> int:
+        refused = action == sqlite3.SQLITE_TRANSACTION and arg1 == "COMMIT"
+        return sqlite3.SQLITE_DENY if refused else sqlite3.SQLITE_OK
+
+    store._conn.set_authorizer(deny_commit)
+    intakes = [intake(n) for n in range(6)]
+    outcomes = enqueue_in_threads(store, intakes, db_path)
+    for outcome in outcomes:
+        assert isinstance(outcome, sqlite3.DatabaseError)
+        assert "not authorized" in str(outcome)
+    store.close()
+
+    reopened = open_store()
+    assert reopened.received() == 0
+    assert reopened.list_jobs() == []
+    assert all(reopened.find_by_key(i.idempotency_key) is None for i in intakes)
+    # Nothing half-done blocks the resend: each document is created on its second try.
+    assert [reopened.enqueue(i)[1] for i in intakes] == [True] * 6
+    assert reopened.received() == 6
+
+
+def test_in_one_group_a_repeated_document_is_one_job_and_a_bad_input_fails_alone(
+    open_store: Callable[[], SqliteStore], db_path: Path,
+) -> None:
+    store = open_store()
+    commits = count_commits(store)
+    bad = replace(intake(9), received_at=datetime(2025, 3, 4, 9, 30))  # naive: refused
+    outcomes = enqueue_in_threads(store, [intake(1), intake(2), intake(1), bad], db_path,
+                                  refused=1)
+    assert isinstance(outcomes[3], ValueError)  # refused before joining: the group goes on
+    assert "naive" in str(outcomes[3])
+    (first, created_1), (second, created_2), (again, created_again) = outcomes[:3]  # type: ignore[misc]
+    assert commits == ["COMMIT"]
+    assert (created_1, created_2, created_again) == (True, True, False)
+    assert again == first and second.id != first.id
+    assert store.received() == 2
+    assert store.find_by_key("key-9") is None

@@ -181,12 +181,19 @@ def softhsm_home(root: Path) -> SoftHsmHome:
         return _home
 
 
+def _is_free(slot: pkcs11.Slot) -> bool:
+    """An uninitialised slot; a slot whose token another test deleted answers an error."""
+    try:
+        return not slot.get_token().flags & TokenFlag.TOKEN_INITIALIZED
+    except pkcs11.PKCS11Error:
+        return False
+
+
 def _init_token(module: Path, label: str, so_pin: str, pin: str) -> pkcs11.Token:
     """Initialise the free slot of the in-process SoftHSM as `label`, with a user PIN."""
     modules = Pkcs11Module(module)  # loads SoftHSM through the connector's per-process cache
     lib = pkcs11.lib(modules.path)
-    free = [slot for slot in lib.get_slots(token_present=True)
-            if not slot.get_token().flags & TokenFlag.TOKEN_INITIALIZED]
+    free = [slot for slot in lib.get_slots(token_present=True) if _is_free(slot)]
     if not free:
         raise RuntimeError("SoftHSM has no free slot left")
     native = ctypes.CDLL(modules.path)  # the same library, already initialised
@@ -197,7 +204,8 @@ def _init_token(module: Path, label: str, so_pin: str, pin: str) -> pkcs11.Token
     result = native.C_InitToken(free[0].slot_id, so, len(so), label.encode().ljust(32))
     if result != 0:
         raise RuntimeError(f"C_InitToken failed: CKR 0x{result:x}")
-    token = lib.get_token(token_label=label)
+    token = free[0].get_token()  # by its slot: a deleted token elsewhere cannot be listed
+    assert token.label == label, token.label
     with token.open(rw=True, so_pin=so_pin) as session:
         session.init_pin(pin)
     return token
