@@ -13,18 +13,20 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
-from signxml.algorithms import (
-    CanonicalizationMethod,
-    DigestAlgorithm,
-    SignatureConstructionMethod,
-    SignatureMethod,
-)
-from signxml.signer import XMLSigner
 
 
 def sign_vihf(assertion: etree._Element, key: rsa.RSAPrivateKey,
               certificate: x509.Certificate) -> etree._Element:
     """The assertion, signed (enveloped, reference to its `ID`)."""
+    # Imported here: signxml costs memory the idle service does not need (benchmarks/).
+    from signxml.algorithms import (
+        CanonicalizationMethod,
+        DigestAlgorithm,
+        SignatureConstructionMethod,
+        SignatureMethod,
+    )
+    from signxml.signer import XMLSigner
+
     signer = XMLSigner(
         method=SignatureConstructionMethod.enveloped,
         signature_algorithm=SignatureMethod.RSA_SHA256,

@@ -13,6 +13,7 @@ import datetime as dt
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -48,8 +49,10 @@ from service.runtime_parts import (
     open_credentials,
     open_zam,
 )
-from service.simulator.config import SimulatorConfig
-from service.simulator.server import RunningSimulator, start_simulator
+
+if TYPE_CHECKING:
+    from service.simulator.config import SimulatorConfig
+    from service.simulator.server import RunningSimulator
 
 log = structlog.get_logger("dmp_bridge.service")
 
@@ -90,6 +93,8 @@ def retry_policy(config: BridgeConfig) -> RetryPolicy:
 
 
 def simulator_config(config: BridgeConfig) -> SimulatorConfig:
+    from service.simulator.config import SimulatorConfig  # loaded only when a simulator runs
+
     return SimulatorConfig(
         db_path=config.simulator_db_path,
         ca_cert=config.path(config.simulator.client_ca),
@@ -139,6 +144,8 @@ async def run_bridge(
     api_token = load_token(config.api_token_path) if config.http.enabled else None
     simulator = None
     if config.simulator.embedded:
+        from service.simulator.server import start_simulator  # a production bridge has none
+
         simulator = await start_simulator(simulator_config(config))
     store = await asyncio.to_thread(SqliteStore.open, config.store_path)
     registry = await asyncio.to_thread(SqlitePatientRegistry, config.store_path)
