@@ -41,6 +41,9 @@ class BridgeSection(_Section):
     source_id: Annotated[str, Field(pattern=r"^[0-2](\.(0|[1-9][0-9]*))+$", max_length=64)]
     environment: Literal["simulateur", "production"] = "simulateur"
     retention_days: Annotated[int, Field(ge=1, le=3650)] = 90
+    # The audit journal keeps its records this long (then a purge checkpoint keeps the chain
+    # verifiable). Ten years by default: the traceability of what was sent to a medical record.
+    audit_retention_days: Annotated[int, Field(ge=30, le=36500)] = 3650
 
 
 class IntakeProfileSection(_Section):
@@ -391,6 +394,9 @@ environment = "simulateur"
 # jours (leur historique et leurs empreintes sont gardés). 90 jours permettent de répondre
 # aux questions du cabinet sur un envoi récent, sans garder de données de santé plus longtemps.
 retention_days = 90
+# Le journal d'audit (qui a envoyé quoi, quand, avec quel résultat ; patients pseudonymisés)
+# garde ses lignes ce nombre de jours (10 ans par défaut), puis les purge sans casser sa chaîne.
+audit_retention_days = 3650
 
 [intake]
 # Dossier où le logiciel du cabinet dépose NOM.pdf et sa fiche NOM.json.
