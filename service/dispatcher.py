@@ -66,8 +66,16 @@ RESOLVE_AGAIN_AFTER = dt.timedelta(seconds=30)
 # it also goes at once when the credentials change (`replace_credentials`).
 CREDENTIALS_WAIT = dt.timedelta(minutes=10)
 AWAITING_CREDENTIALS = "AWAITING_CREDENTIALS"
+# A send stopped by its card (pulled out, logged out) is looked at again after this long.
+CARD_RECHECK = dt.timedelta(seconds=5)
 # Answers about the patient's DMP itself, which a TD0.2 existence test can explain.
 PATIENT_STATE_CODES = frozenset({"XDSUnknownPatientId", "DMP_DOSSIER_FERME"})
+
+
+def is_card_problem(code: str) -> bool:
+    """A decision caused by a CPS card (withdrawn, logged out, blocked), not by the DMP or
+    the environment as a whole."""
+    return code.startswith("CARD_") or code == "DMP_CARTE"
 
 
 def _now() -> dt.datetime:
@@ -231,15 +239,21 @@ class Dispatcher:
         """Record one decision for every job of a send (a lot shares its fate)."""
         if not jobs:
             return
-        if decision.error_class is ErrorClass.ENVIRONMENT:
-            attempt = False  # nothing is wrong with the documents: no attempt is used up
-            self._pause(decision)
-        if decision.code.startswith(UNKNOWN_CODE_PREFIX):
-            log.error("dmp_unknown_error_code", code=decision.code, alert=True)
         next_at = None
         state = decision.state
         message = decision.message_fr
-        if state is JobState.DEFERRED:
+        if decision.error_class is ErrorClass.ENVIRONMENT:
+            attempt = False  # nothing is wrong with the documents: no attempt is used up
+            if is_card_problem(decision.code):
+                # Only this card's documents are concerned (another card, or the structure's
+                # certificates, keep sending): they wait a moment, by then the card's removal is
+                # known and they wait for it, and they go at once when it is back.
+                state, next_at = JobState.DEFERRED, _now() + CARD_RECHECK
+            else:
+                self._pause(decision)
+        if decision.code.startswith(UNKNOWN_CODE_PREFIX):
+            log.error("dmp_unknown_error_code", code=decision.code, alert=True)
+        if state is JobState.DEFERRED and next_at is None:
             attempts = max(job.attempts for job in jobs) + (1 if attempt else 0)
             if attempt and self._retry.exhausted(attempts):
                 state = JobState.DEAD

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from bridge.card_port import CardAbsent
 from bridge.classify import resolve
 from bridge.dmp_answer import STATE_OF
 from bridge.dmp_error_table import ERROR_TABLE, INVENTED_DMP_CODES, ErrorClass
@@ -35,7 +36,7 @@ from connectors.software_credentials import SoftwareCredentials
 from connectors.sqlite_store import SqliteStore
 from mappings.matrix_load import load_matrix
 from service.ambiguity import own_cda
-from service.dispatcher import Dispatcher, Gatekeeping
+from service.dispatcher import CARD_RECHECK, Dispatcher, Gatekeeping
 from service.queue_care import QueueCare
 from service.sample_pdf import make_pdf
 from service.simulator.config import SimulatorConfig
@@ -540,6 +541,40 @@ async def test_a_job_for_another_structure_waits_without_using_an_attempt(
     rig.dispatcher.replace_credentials(AnyStructure(credentials))
     assert await rig.dispatcher.run_once()
     assert (rig.job(waiting.id).state, rig.job(waiting.id).attempts) == (JobState.DONE, 1)
+
+
+class PulledCard(AnyStructure):
+    """Credentials whose card was pulled out between packaging and signing the VIHF."""
+
+    def __init__(self, inner: SoftwareCredentials) -> None:
+        super().__init__(inner)
+
+        def sign_vihf(assertion: object) -> object:
+            raise CardAbsent("La carte CPS a été retirée du lecteur.")
+
+        self.sign_vihf = sign_vihf
+
+
+async def test_a_card_pulled_out_mid_send_costs_no_attempt_and_pauses_nothing_else(
+        rig: Rig, credentials: SoftwareCredentials) -> None:
+    job = rig.queue("carte-retiree")
+    rig.dispatcher.replace_credentials(PulledCard(credentials))
+    assert await rig.dispatcher.run_once()
+    after = rig.job(job.id)
+    assert (after.state, after.attempts, after.last_error_code) == (
+        JobState.DEFERRED, 0, "CARD_ABSENT")
+    assert after.next_attempt_at is not None
+    assert after.next_attempt_at <= dt.datetime.now(dt.UTC) + CARD_RECHECK
+    assert rig.dispatcher.paused_until is None  # other credentials may keep sending
+    assert iti41_count(rig) == 0
+    # The card is back: the document goes with its first attempt.
+    rig.dispatcher.replace_credentials(credentials)
+    rig.store.transition(job.id, JobState.ACTIVE, code="TEST", message_fr="test",
+                         now=dt.datetime.now(dt.UTC), lease=dt.timedelta(minutes=1))
+    rig.store.transition(job.id, JobState.QUEUED, code="TEST", message_fr="test",
+                         now=dt.datetime.now(dt.UTC))
+    assert await rig.dispatcher.run_once()
+    assert (rig.job(job.id).state, rig.job(job.id).attempts) == (JobState.DONE, 1)
 
 
 async def test_a_long_wait_is_warned_once_even_across_a_restart(
