@@ -31,7 +31,7 @@ from service.alerts import (
     notifiers_from_config,
     snapshot_from_store,
 )
-from service.config import BridgeConfig
+from service.config import BridgeConfig, ConfigError
 from service.dispatcher import Finished
 from service.preview import folder_profile
 from service.wallet import Wallet
@@ -66,10 +66,18 @@ def open_credentials(config: BridgeConfig, software: Software,
     cards will fill (`credentials.mode = "carte"`)."""
     source_id = config.bridge.source_id
     if config.credentials.mode == "carte":
-        from service.card_runtime import card_runtime
-
         wallet = Wallet(source_id=source_id, software=software)
-        return Credentialing(wallet, cards=card_runtime(config, wallet))
+        try:
+            from service.card_runtime import card_runtime
+
+            return Credentialing(wallet, cards=card_runtime(config, wallet))
+        except ImportError as exc:
+            raise ConfigError(
+                "Le mode carte (credentials.mode = \"carte\") demande les composants de la "
+                f"carte CPS, absents ({exc.name}) : installez-les avec « .venv/bin/pip install "
+                "-e '.[carte]' » (sous Linux, après « apt install swig libpcsclite-dev »), "
+                "puis redémarrez."
+            ) from None
     credentials = load_software(config)
     client = DmpClient(
         config.dmp.url, credentials.ssl_context(), timeout_seconds=config.dmp.timeout_seconds,

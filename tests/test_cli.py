@@ -225,3 +225,19 @@ def test_status_exposes_the_invariant_as_prometheus_metrics(
     assert "dmp_bridge_received_total 2" in out
     assert "dmp_bridge_conservation_ok 1" in out
     assert "# TYPE dmp_bridge_jobs gauge" in out
+
+
+def test_card_mode_without_the_card_packages_says_how_to_install_them(
+        installation: Path) -> None:
+    config_path = installation
+    text = config_path.read_text(encoding="utf-8").replace(
+        'mode = "etablissement"', 'mode = "carte"')
+    config_path.write_text(text, encoding="utf-8")
+    # A Python where python-pkcs11 is not installed (the « carte » extra was not installed).
+    script = ("import sys; sys.modules['pkcs11'] = None; from service.cli import main; "
+              f"sys.exit(main(['run', '--config', {str(config_path)!r}]))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "pip install -e '.[carte]'" in done.stderr
+    assert "Traceback" not in done.stderr
