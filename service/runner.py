@@ -34,6 +34,7 @@ from connectors.zam_sender import ZamNotifier
 from mappings.matrix import Matrix
 from service.alerts import AlertEngine, engine_for
 from service.api_token import ensure_token_file, load_token
+from service.audit_care import keep_audit_retention
 from service.audit_trail import AuditTrail
 from service.config import BridgeConfig, ConfigError
 from service.dispatcher import Dispatcher, Finished, Gatekeeping
@@ -195,6 +196,9 @@ async def run_bridge(
         engine = engine_for(config)
         bridge.tasks.append(asyncio.create_task(
             alert_monitor(config, store, engine, credentialing).run(), name="alerts"))
+        bridge.tasks.append(asyncio.create_task(
+            keep_audit_retention(audit, config.bridge.audit_retention_days),
+            name="audit-retention"))
         if credentialing.cards is not None:
             await credentialing.cards.start()
         listener = await start_local_listener(config, store, dispatcher, credentialing, engine,

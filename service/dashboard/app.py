@@ -31,6 +31,7 @@ from service.dashboard.auth import (
     sessions_middleware,
 )
 from service.dashboard.context import DASHBOARD, Dashboard
+from service.dashboard.pages import audit as audit_page
 from service.dashboard.pages import card as card_page
 from service.dashboard.pages import document, documents, home, login, matrix, patients, report
 from service.dashboard.panels import AlertsPanel, CardPanel
@@ -99,6 +100,7 @@ def build_dashboard(store: Store, config: BridgeConfig, *, token: str,
     routes.add_get("/patients", patients.patients_page, allow_head=False)
     routes.add_get("/rapport", report.report_page, allow_head=False)
     routes.add_get("/rapport.csv", report.report_csv_download, allow_head=False)
+    routes.add_get(audit_page.PATH, audit_page.audit_page, allow_head=False)
     routes.add_get(METRICS_PATH, _metrics, allow_head=False)
     routes.add_static("/static/", STATIC_DIR, append_version=False)
     return app

@@ -20,6 +20,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/matrice", "Matrice"),
     ("/patients", "Patients"),
     ("/rapport", "Rapport"),
+    ("/audit", "Journal d'audit"),
 )
 
 

@@ -1,5 +1,6 @@
-"""The page of one document: why it waits, what was (or will be) sent, its timeline, and the
-buttons that fix it (POST forms: release, confirm with the patient, replay, retry, cancel)."""
+"""The page of one document: why it waits, what was (or will be) sent, its timeline, its lines
+of the audit journal, and the buttons that fix it (POST forms: release, confirm with the
+patient, replay, retry, cancel)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from service.dashboard.auth import session_of
 from service.dashboard.context import DASHBOARD, Dashboard, redirect_with, render
 from service.dashboard.documents import CHANNEL_LABELS, DocumentSummary, summarize
 from service.dashboard.html import Markup, join, post_form, table, tag, when
+from service.dashboard.pages.audit import document_audit_section, document_lines
 from service.dashboard.pages.documents import patient_name, state_badge
 from service.labels import STATE_LABELS
 from service.operations import (
@@ -168,6 +170,8 @@ async def document_page(request: web.Request) -> web.Response:
                f"{CHANNEL_LABELS.get(job.channel, job.channel)} ({job.source_ref}), "
                f"{job.attempts} tentative(s).")
     body = head + _reason(doc) + _actions(doc, csrf) + _metadata(ctx, doc) + _timeline(events)
+    if ctx.audit is not None:
+        body += document_audit_section(*await ctx.run(document_lines, ctx.audit, job))
     return render(request, f"Document n° {job.id}", body, current="/documents")
 
 
