@@ -14,6 +14,7 @@ signature; plus one TLS CertificateVerify per new TLS connection with the authen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import cast
 
 from cryptography import x509
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 
 from bridge.card_identity import CardHolder, Situation, holder_author
-from bridge.card_port import CardSession, KeyRole, sha256_digest_info
+from bridge.card_port import CardAbsent, CardSession, KeyRole, NotLoggedIn, sha256_digest_info
 from bridge.domain import Author
 from bridge.vihf import AuthMode
 from bridge.xades import SigningCertificate
@@ -34,9 +35,12 @@ class CardCredentials:
     """The credentials of one logged-in card, for one situation d'exercice."""
 
     def __init__(self, session: CardSession, holder: CardHolder, situation: Situation, *,
-                 specialty_display: str) -> None:
+                 specialty_display: str, on_lost: Callable[[], None] | None = None) -> None:
+        """`on_lost` is called (from the signing thread) when a signature finds the card
+        withdrawn or logged out, before the error goes on."""
         holder.check_may_feed()
         self._session = session
+        self._on_lost = on_lost
         self.holder = holder
         self.situation = situation
         self.author = holder_author(holder, situation, specialty_display=specialty_display)
@@ -65,22 +69,39 @@ class CardCredentials:
             serial_number=self._sign_cert.serial_number,
         )
 
+    def _signature(self, role: KeyRole, digest_info: bytes) -> bytes:
+        try:
+            return self._session.sign_digest_info(role, digest_info)
+        except (CardAbsent, NotLoggedIn):
+            if self._on_lost is not None:
+                self._on_lost()
+            raise
+
     def sign(self, data: bytes) -> bytes:
         """RSA PKCS#1 v1.5 / SHA-256 over `data` by the card's signature key."""
-        return self._session.sign_digest_info(KeyRole.SIGNATURE, sha256_digest_info(data))
+        return self._signature(KeyRole.SIGNATURE, sha256_digest_info(data))
 
     def sign_tls(self, digest_info: bytes) -> bytes:
         """The TLS CertificateVerify signature, by the card's authentication key."""
-        return self._session.sign_digest_info(KeyRole.AUTHENTICATION, digest_info)
+        return self._signature(KeyRole.AUTHENTICATION, digest_info)
 
     def sign_vihf(self, assertion: etree._Element) -> etree._Element:
         """Enveloped XML-DSig of the assertion (exc-c14n, RSA-SHA256) by the signature key."""
         key = cast(rsa.RSAPrivateKey, CardRsaKey(self._session, KeyRole.SIGNATURE))
-        return sign_vihf(assertion, key, self._sign_cert)
+        try:
+            return sign_vihf(assertion, key, self._sign_cert)
+        except (CardAbsent, NotLoggedIn):
+            if self._on_lost is not None:
+                self._on_lost()
+            raise
 
     def may_send_as(self, author: Author) -> bool:
-        """A card sends only the documents of its holder (same RPPS)."""
-        return author.rpps == self.author.rpps
+        """A card sends only the documents of its holder (same RPPS) written in the situation
+        chosen at login (same structure): the DMP sees that structure in the VIHF, and it must
+        be the document's. A document of the holder's other practice waits for a login in that
+        situation."""
+        return (author.rpps, author.structure_id) == (self.author.rpps,
+                                                      self.author.structure_id)
 
     def sender(self, author: Author) -> Author:
         """The author as the DMP sees it: the holder, in the chosen situation."""

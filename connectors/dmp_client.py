@@ -97,6 +97,7 @@ class DmpClient:
         self._ssl = ssl_context
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds, connect=15)
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     async def __aenter__(self) -> DmpClient:
         return self
@@ -105,6 +106,9 @@ class DmpClient:
         await self.close()
 
     async def close(self) -> None:
+        """Close the connections; a later `post` fails (never reopens): the credentials this
+        client stood for (a card's session) are gone."""
+        self._closed = True
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -115,6 +119,11 @@ class DmpClient:
 
     async def post(self, service: str, request: HttpRequestBody) -> HttpAnswer:
         """POST the request; raise TransportError when no complete answer came back."""
+        if self._closed:
+            # Nothing leaves: a card's connection is closed when the card is withdrawn.
+            raise TransportError("connexion fermée (carte retirée ou identifiants changés)",
+                                 maybe_delivered=False, tls=self._via is not None,
+                                 card=self._via is not None)
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=self._timeout,
@@ -145,8 +154,10 @@ class DmpClient:
             raise TransportError(f"{type(exc).__name__}: {exc}", maybe_delivered=False,
                                  tls=True) from None
         except aiohttp.ClientConnectorError as exc:
-            # The TCP connection failed: the server never saw the request.
-            raise TransportError(f"{type(exc).__name__}: {exc}", maybe_delivered=False) from None
+            # The TCP connection failed: the server never saw the request. Through a card's
+            # local gateway, that gateway is gone: the card was withdrawn.
+            raise TransportError(f"{type(exc).__name__}: {exc}", maybe_delivered=False,
+                                 tls=self._via is not None, card=self._via is not None) from None
         except (TimeoutError, aiohttp.ClientError) as exc:
             # The request may have been read and processed before the connection broke.
             raise TransportError(f"{type(exc).__name__}: {exc}", maybe_delivered=True) from None

@@ -10,6 +10,7 @@ Logs carry transaction names and codes only: no INS, no uniqueId, no title.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Callable, Sequence
@@ -142,10 +143,13 @@ class DmpTransactions:
         self._clock = clock  # DmpClient itself keeps every transaction under the feeding rate
 
     # -- plumbing ------------------------------------------------------------------------
-    def _envelope(
+    async def _envelope(
         self, service: str, action: str, body: etree._Element, author: Author, patient: Ins
     ) -> etree._Element:
-        return signed_envelope(
+        """Signed in a worker thread: a card's signature takes time, and must not hold up the
+        event loop."""
+        return await asyncio.to_thread(
+            signed_envelope,
             self._credentials,
             self._software,
             author=author,
@@ -179,7 +183,7 @@ class DmpTransactions:
     async def _query(
         self, body: etree._Element, author: Author, patient: Ins
     ) -> tuple[RegistryEntry, ...]:
-        envelope = self._envelope("registry", ACTION_ITI18, body, author, patient)
+        envelope = await self._envelope("registry", ACTION_ITI18, body, author, patient)
         try:
             status, content_type_, data = await self._post(
                 "registry", plain_soap(envelope, ACTION_ITI18)
@@ -212,7 +216,7 @@ class DmpTransactions:
         self, name: str, package: Package, author: Author, patient: Ins,
         entry: RegistryEntry | None = None,
     ) -> Outcome:
-        envelope = self._envelope("repository", ACTION_ITI41, package.body, author, patient)
+        envelope = await self._envelope("repository", ACTION_ITI41, package.body, author, patient)
         http = mtom(
             envelope,
             ACTION_ITI41,
@@ -307,7 +311,7 @@ class DmpTransactions:
     async def _update(
         self, name: str, body: etree._Element, author: Author, patient: Ins, entry: RegistryEntry
     ) -> Outcome:
-        envelope = self._envelope("registry", ACTION_ITI57, body, author, patient)
+        envelope = await self._envelope("registry", ACTION_ITI57, body, author, patient)
         outcome = await self._write(name, "registry", plain_soap(envelope, ACTION_ITI57))
         return Outcome(outcome.ok, outcome.code, outcome.message_fr, outcome.decision, entry=entry)
 
@@ -385,7 +389,7 @@ class DmpTransactions:
             sender_id=self._source_id,
             sender_name=self._software.name,
         )
-        envelope = self._envelope("patients", ACTION_TD02, build_existence_query(query),
+        envelope = await self._envelope("patients", ACTION_TD02, build_existence_query(query),
                                   author, patient)
         try:
             status, content_type_, data = await self._post(

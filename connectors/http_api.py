@@ -14,6 +14,17 @@ Life of one `POST /api/v1/documents`:
    no-op and the client gets the same answer, without a second job. If the store cannot commit,
    503 + Retry-After: nothing was kept, the client keeps the document and retries.
 
+Slow or stuck clients cannot hold the service (DESIGN.md §6):
+- the request line and headers must arrive within `header_timeout` seconds of the connection
+  (or of the previous answer on a kept-alive connection), else aiohttp closes the connection
+  (its keep-alive timer runs until a request's headers are complete);
+- the body must arrive within `body_timeout` seconds of its headers, else 408 with a French
+  problem: nothing was read to the end, so nothing is queued; the connection is then closed
+  (after aiohttp's lingering read of what still comes, 10 s at most);
+- at most `max_uploads` POST bodies are read at once: one more gets 503 + Retry-After at once,
+  without its body being read, and nothing is kept;
+- header lines and fields stay within aiohttp's bounds (8190 bytes, 128 headers): 400 beyond.
+
 `GET /api/v1/documents/{id}` tells the job's state and timeline, without any patient data.
 Logs carry event keys, codes and job ids; never a header value, a name, an INS or content.
 """
@@ -53,6 +64,12 @@ EnqueueFn = Callable[[Intake], Awaitable[tuple[Job, bool]]]
 LookupFn = Callable[[int], tuple[Job, list[JobEvent]] | None]
 
 MAX_BODY_BYTES = 20 * 1024 * 1024
+BODY_TIMEOUT_SECONDS = 60.0
+HEADER_TIMEOUT_SECONDS = 30.0
+MAX_UPLOADS = 8
+BUSY_RETRY_AFTER_SECONDS = 5
+# Statuses whose French title http_api_problems does not have yet.
+EXTRA_TITLES_FR: Mapping[int, str] = {408: "Délai dépassé"}
 OPENAPI_PATH = "/api/openapi.json"
 DOCUMENTS_PATH = "/api/v1/documents"
 MIN_TOKEN_LENGTH = 32
@@ -88,6 +105,14 @@ def _masked(text: str) -> str:
     return _NIR.sub("[INS masqué]", text)
 
 
+def _problem(status: int, code: str, detail_fr: str) -> web.Response:
+    """`problems.problem`, for a status whose French title is in EXTRA_TITLES_FR."""
+    body = {"type": problems.TYPE_PREFIX + code, "title": EXTRA_TITLES_FR[status],
+            "status": status, "detail": detail_fr, "code": code}
+    return web.json_response(body, status=status, content_type=problems.PROBLEM_TYPE,
+                             dumps=problems.dumps, headers=dict(problems.COMMON_HEADERS))
+
+
 class HttpApi:
     """aiohttp server on loopback; `await start()`, then `await stop()` (or `run()`)."""
 
@@ -102,10 +127,15 @@ class HttpApi:
         host: str = "127.0.0.1",
         port: int = 0,
         max_body_bytes: int = MAX_BODY_BYTES,
+        body_timeout: float = BODY_TIMEOUT_SECONDS,
+        header_timeout: float = HEADER_TIMEOUT_SECONDS,
+        max_uploads: int = MAX_UPLOADS,
         on_outcome: Callable[[HttpOutcome], None] | None = None,
     ) -> None:
         if len(token) < MIN_TOKEN_LENGTH:
             raise ValueError("the API token must be at least 32 characters long")
+        if body_timeout <= 0 or header_timeout <= 0 or max_uploads < 1:
+            raise ValueError("timeouts must be positive and max_uploads at least 1")
         missing = set(JobState) - set(labels)
         if missing:
             raise ValueError(f"no French label for {sorted(missing)}")
@@ -117,6 +147,10 @@ class HttpApi:
         self.host = host
         self._port = port
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
+        self.header_timeout = header_timeout
+        self.max_uploads = max_uploads
+        self._uploads = 0
         self._on_outcome = on_outcome
         self._runner: web.AppRunner | None = None
         self._allowed_hosts: frozenset[str] = frozenset()
@@ -128,6 +162,11 @@ class HttpApi:
         if self._runner is None or not self._runner.addresses:
             return self._port
         return int(self._runner.addresses[0][1])
+
+    @property
+    def uploads_in_progress(self) -> int:
+        """POST bodies being read or judged right now (at most `max_uploads`)."""
+        return self._uploads
 
     def _app(self) -> web.Application:
         app = web.Application(
@@ -143,7 +182,10 @@ class HttpApi:
 
     async def start(self) -> None:
         # No access log: aiohttp's would write request lines and headers we do not vet.
-        runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
+        # aiohttp's keep-alive timer also runs from the connection until the first request's
+        # headers are complete (then between requests): it is the header deadline.
+        runner = web.AppRunner(self._app(), access_log=None, handle_signals=False,
+                               keepalive_timeout=self.header_timeout)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self._port)
         try:
@@ -226,9 +268,26 @@ class HttpApi:
         return web.json_response(openapi_document(self.port), dumps=problems.dumps)
 
     async def _post_document(self, request: web.Request) -> web.Response:
+        if self._uploads >= self.max_uploads:
+            log.warning("http_uploads_full", limit=self.max_uploads)
+            self._emit(HttpOutcome(False, code="HTTP_TOO_MANY_UPLOADS"))
+            return self._busy()
+        self._uploads += 1
+        try:
+            return await self._receive(request)
+        finally:
+            self._uploads -= 1
+
+    async def _receive(self, request: web.Request) -> web.Response:
         try:
             header_key = parse_idempotency_key(request.headers.get("Idempotency-Key"))
-            submission = await read_submission(request, self.max_body_bytes)
+            try:
+                async with asyncio.timeout(self.body_timeout):
+                    submission = await read_submission(request, self.max_body_bytes)
+            except TimeoutError:
+                log.warning("http_body_timeout", limit_seconds=self.body_timeout)
+                self._emit(HttpOutcome(False, code="HTTP_BODY_TIMEOUT"))
+                return self._body_timeout()
             # In a worker thread, as the MLLP channel parses: hashing and checking a 20 MiB
             # document must not stall the other connections.
             content = await asyncio.to_thread(self._judge, submission)
@@ -264,6 +323,26 @@ class HttpApi:
                 "lien": link}
         headers = {"Location": link, **({} if created else {"Idempotent-Replayed": "true"})}
         return web.json_response(body, status=202, headers=headers, dumps=problems.dumps)
+
+    def _body_timeout(self) -> web.Response:
+        """408: the body did not arrive in time; nothing was queued; no keep-alive after it."""
+        seconds = f"{self.body_timeout:g}"
+        response = _problem(
+            408, "HTTP_BODY_TIMEOUT",
+            f"Le corps de la requête n'est pas arrivé en entier en {seconds} secondes : rien "
+            "n'a été enregistré. Vérifiez la connexion du logiciel au poste, puis renvoyez le "
+            "document.")
+        response.force_close()
+        return response
+
+    def _busy(self) -> web.Response:
+        """503 + Retry-After: too many documents being received at once; nothing was kept."""
+        return problems.problem(
+            503, "HTTP_TOO_MANY_UPLOADS",
+            f"dmp-bridge reçoit déjà {self.max_uploads} documents en même temps : celui-ci n'a "
+            f"pas été lu et rien n'a été enregistré. Renvoyez-le dans "
+            f"{BUSY_RETRY_AFTER_SECONDS} secondes (en-tête Retry-After).",
+            headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)})
 
     def _judge(self, submission: Submission) -> str:
         """The content hash of a submission the folder channel would accept; else BridgeError."""

@@ -20,10 +20,15 @@ Replace and delete requests (MDM^T10, MDM^T04, or ORU with ORC-1 RO/CA, OBX-11 C
 with AE and ERR-3 = 207 and a French reason saying where to do it: the queue only carries initial
 feeds (`MllpSettings.actions`). Never silently accepted.
 
+HL7 v2 has no field for the author's activity sector (TRE_R02): every document gets
+`MllpSettings.author_sector` (a pharmacy: SA33), unless its embedded CDA names one.
+
 A broken frame, a garbage message or an exception in one connection never reaches the others.
-Connections idle for `idle_timeout` seconds, or spending more than `frame_timeout` on one frame
-(a sender stuck half-way), are closed; a slow sender that keeps sending within those limits is
-served. Logs carry codes and ids, never message content.
+Connections idle for `idle_timeout` seconds are closed, and so are those that spend more than
+`frame_timeout` without completing a frame: from the first byte after the last complete frame,
+so a sender trickling one byte at a time, restarting frames or sending noise between them
+cannot hold a connection (one of `max_connections`) forever. A slow sender whose frames
+complete within those limits is served. Logs carry codes and ids, never message content.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from bridge.hl7v2 import (
 from bridge.hl7v2.adt import PatientUpdate, parse_adt
 from bridge.hl7v2.errors import rejected
 from bridge.hl7v2.mllp import DEFAULT_MAX_FRAME
+from bridge.hl7v2.people import DEFAULT_SECTOR, sector_problem
 from bridge.identity_gate import PatientRecord
 from bridge.jobs import Intake, Job
 from mappings.matrix import Matrix
@@ -81,13 +87,22 @@ class MllpSettings:
     port: int = 2575  # 0 = any free port (tests)
     max_frame_bytes: int = DEFAULT_MAX_FRAME
     idle_timeout: float = 120.0  # seconds without a byte before the connection is closed
-    frame_timeout: float = 600.0  # seconds one frame may take, from its start block
+    # Seconds bytes may keep coming without completing a frame (from the first of them).
+    frame_timeout: float = 600.0
     max_connections: int = 32
     # Actions the queue can carry today; replace/delete need the dispatcher's support.
     actions: frozenset[Action] = frozenset({Action.INITIAL})
     # Payload kinds the queue accepts: a PDF (wrapped in a CDA N1 by the dispatcher) and a CDA,
     # sent to the DMP as it is (bridge.cda_passthrough).
     kinds: frozenset[str] = frozenset({"pdf", "cda"})
+    # The author's activity sector (TRE_R02) HL7 v2 cannot carry: SA07 cabinet individuel,
+    # SA08 cabinet de groupe, SA33 officine…
+    author_sector: str = DEFAULT_SECTOR
+
+    def __post_init__(self) -> None:
+        problem = sector_problem(self.author_sector)
+        if problem is not None:
+            raise ValueError(problem)
 
 
 @dataclass(frozen=True)
@@ -176,16 +191,18 @@ class MllpServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
         decoder = MllpDecoder(max_frame=self.settings.max_frame_bytes)
-        frame_started: float | None = None
+        # When the bytes not yet part of a complete frame began to arrive (None: there are none).
+        pending_since: float | None = None
         while True:
             timeout = self.settings.idle_timeout
-            if frame_started is not None:
-                remaining = frame_started + self.settings.frame_timeout - loop.time()
+            if pending_since is not None:
+                remaining = pending_since + self.settings.frame_timeout - loop.time()
                 timeout = max(0.0, min(timeout, remaining))
             try:
                 data = await asyncio.wait_for(reader.read(READ_CHUNK), timeout)
             except TimeoutError:
-                log.info("mllp_connection_timeout", in_frame=decoder.in_frame)
+                log.info("mllp_connection_timeout", in_frame=decoder.in_frame,
+                         frame_deadline=pending_since is not None)
                 return
             if not data:
                 return
@@ -195,10 +212,11 @@ class MllpServer:
                 if reply is not None:
                     writer.write(frame(reply))
                     await asyncio.wait_for(writer.drain(), self.settings.idle_timeout)
-            if not decoder.in_frame:
-                frame_started = None
-            elif frame_started is None or events:  # a new frame started in these bytes
-                frame_started = loop.time()
+            # A frame that ends (even too large) is progress; an interrupted one or noise is not.
+            if any(_completed(event) for event in events):
+                pending_since = loop.time() if decoder.in_frame else None
+            elif pending_since is None:
+                pending_since = loop.time()
 
     # -- messages ---------------------------------------------------------------------------
     async def _answer(self, event: Frame | BrokenFrame) -> bytes | None:
@@ -222,7 +240,8 @@ class MllpServer:
         if header.message_type == "ADT" and self._on_patient is not None:
             return await self._patient(header, data)
         try:
-            document = await asyncio.to_thread(parse_message, data, matrix=self._matrix)
+            document = await asyncio.to_thread(parse_message, data, matrix=self._matrix,
+                                               author_sector=self.settings.author_sector)
         except HL7Rejected as exc:
             return exc
         except Exception as exc:  # a parser bug must not cost the sender its message
@@ -326,6 +345,11 @@ class MllpServer:
     def _emit(self, outcome: MllpOutcome) -> None:
         if self._on_outcome is not None:
             self._on_outcome(outcome)
+
+
+def _completed(event: Frame | BrokenFrame) -> bool:
+    """A frame that reached its end block (an oversized one too), unlike an interrupted one."""
+    return isinstance(event, Frame) or event.reason == "oversized"
 
 
 def _unsupported_action(action: Action) -> HL7Rejected:

@@ -29,10 +29,11 @@ async def _login_body(request: web.Request) -> dict[str, Any] | web.Response:
     """The checked JSON body of a login, or the answer that refuses it."""
     if request.content_type != "application/json":
         return _answer(415, {"message": "Corps JSON attendu."})
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        return _answer(413, {"message": "Requête trop grande."})
     try:
-        body = json.loads(await request.content.read(MAX_BODY + 1))
+        # The whole body (client_max_size bounds it: 413 beyond), not what arrived first.
+        body = json.loads(await request.read())
+    except web.HTTPRequestEntityTooLarge:
+        return _answer(413, {"message": "Requête trop grande."})
     except (ValueError, UnicodeDecodeError):
         return _answer(400, {"message": "Corps JSON illisible."})
     if not isinstance(body, dict) or not isinstance(body.get("pin"), str):

@@ -43,7 +43,7 @@ log = structlog.get_logger("dmp_bridge.card")
 
 @dataclass
 class CardSlot:
-    """What the bridge knows of one reader."""
+    """What the bridge knows of one reader (changed on the event loop only)."""
 
     reader: str
     session: CardSession | None = None
@@ -54,6 +54,7 @@ class CardSlot:
     client: DmpClient | None = None
     problem_fr: str | None = None  # the last thing the user must know (unreadable, refused…)
     situations: list[tuple[int, str]] = field(default_factory=list)
+    certificates: list[tuple[str, bytes]] = field(default_factory=list)  # (label, DER)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,12 @@ class DmpTarget:
 
 
 class CardManager:
-    """Keeps the wallet in step with the cards in the readers."""
+    """Keeps the wallet in step with the cards in the readers.
+
+    Every change happens on the event loop under one lock, in the order the watcher saw it;
+    other threads (the dashboard's, the alerts') read only immutable snapshots (`readers`,
+    `certificate_validities`), published after each change.
+    """
 
     def __init__(self, wallet: Wallet, target: DmpTarget, *,
                  open_session: Callable[[str], CardSession],
@@ -80,11 +86,16 @@ class CardManager:
         self._situation = situation
         self._slots: dict[str, CardSlot] = {}
         self._lock = asyncio.Lock()
+        self._views: tuple[ReaderView, ...] = ()
+        self._validities: tuple[tuple[str, bytes], ...] = ()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: set[asyncio.Task[None]] = set()
 
-    # -- events from the monitor (on the event loop) -------------------------------------
+    # -- events from the watcher (on the event loop) -------------------------------------
     async def reader_added(self, reader: str) -> None:
         async with self._lock:
             self._slots.setdefault(reader, CardSlot(reader))
+            self._publish()
         log.info("card_reader_added")
 
     async def reader_removed(self, reader: str) -> None:
@@ -92,6 +103,7 @@ class CardManager:
             slot = self._slots.pop(reader, None)
             if slot is not None:
                 await self._drop(slot)
+            self._publish()
         log.info("card_reader_removed")
 
     async def card_inserted(self, reader: str) -> None:
@@ -99,16 +111,29 @@ class CardManager:
             slot = self._slots.setdefault(reader, CardSlot(reader))
             await self._drop(slot)
             try:
-                session = await asyncio.to_thread(self._open_session, reader)
-                slot.session = session
-                slot.holder = await asyncio.to_thread(session.holder)
-                slot.pin = await asyncio.to_thread(session.pin_status)
-                slot.holder.check_may_feed()
-            except BridgeError as exc:
-                slot.problem_fr = exc.message_fr
-                log.warning("card_unusable", code=exc.code)
-                return
-            slot.problem_fr = None
+                await self._read_card(slot)
+            finally:
+                self._publish()
+
+    async def _read_card(self, slot: CardSlot) -> None:
+        """Open the card and read its public identity; an unusable card is closed again (a
+        staff card stays open: its login then says why it cannot feed)."""
+        try:
+            slot.session = await asyncio.to_thread(self._open_session, slot.reader)
+            slot.holder = await asyncio.to_thread(slot.session.holder)
+            slot.pin = await asyncio.to_thread(slot.session.pin_status)
+        except BridgeError as exc:
+            await self._drop(slot)
+            slot.problem_fr = exc.message_fr
+            log.warning("card_unreadable", code=exc.code)
+            return
+        try:
+            slot.holder.check_may_feed()
+        except BridgeError as exc:
+            slot.problem_fr = exc.message_fr
+            log.warning("card_refused", code=exc.code)
+            return
+        slot.problem_fr = None
         log.info("card_inserted", awaiting_pin=True)
 
     async def card_removed(self, reader: str) -> None:
@@ -116,28 +141,65 @@ class CardManager:
             slot = self._slots.get(reader)
             if slot is not None:
                 await self._drop(slot)
+                slot.problem_fr = None
+            self._publish()
         log.info("card_removed")
 
     async def service_down(self) -> None:
-        """The PC/SC service stopped: every card is as good as removed."""
+        """The PC/SC service (or the PKCS#11 module) stopped: every card is as good as
+        removed."""
         async with self._lock:
             for slot in self._slots.values():
                 await self._drop(slot)
             self._slots.clear()
+            self._publish()
         log.warning("card_service_down", alert=True)
 
-    async def _drop(self, slot: CardSlot) -> None:
-        """Forget the card of `slot`: out of the wallet, TLS cut, session closed."""
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop the manager's changes run on (for `card_lost`, called from threads)."""
+        self._loop = loop
+
+    def card_lost(self, reader: str) -> None:
+        """A signature found the card gone or logged out (from any thread): its credentials
+        leave the wallet at once, and the card waits for its PIN again."""
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._spawn_log_out, reader)
+
+    def _spawn_log_out(self, reader: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._log_out(reader))
+        self._pending.add(task)  # kept until done (the loop holds tasks weakly)
+        task.add_done_callback(self._pending.discard)
+
+    async def _log_out(self, reader: str) -> None:
+        async with self._lock:
+            slot = self._slots.get(reader)
+            if slot is None or slot.credentials is None:
+                return
+            await self._close_connection(slot)
+            slot.pin = await self._pin_status(slot.session)
+            self._publish()
+        log.warning("card_session_lost")
+
+    async def _close_connection(self, slot: CardSlot) -> None:
+        """The card's credentials out of the wallet; its TLS sessions cut as by a card
+        removal (what was cut mid-handshake is then known not to have left)."""
         self._wallet.remove(slot.reader)
         if slot.forwarder is not None:
+            slot.forwarder.close_all()
             await slot.forwarder.stop()
         if slot.client is not None:
             await slot.client.close()
+        slot.credentials, slot.forwarder, slot.client = None, None, None
+        slot.certificates = []
+
+    async def _drop(self, slot: CardSlot) -> None:
+        """Forget the card of `slot`: out of the wallet, TLS cut, session closed."""
+        await self._close_connection(slot)
         if slot.session is not None:
             with contextlib.suppress(BridgeError):
                 await asyncio.to_thread(slot.session.close)
-        slot.session = slot.holder = slot.pin = slot.credentials = None
-        slot.forwarder = slot.client = None
+        slot.session = slot.holder = slot.pin = None
         slot.situations = []
 
     # -- the person at the keyboard ----------------------------------------------------------
@@ -147,45 +209,53 @@ class CardManager:
 
         Returns None when the card is logged in and its documents can go, else a French message
         (wrong PIN with the tries left, blocked card, refused card, situation to choose…).
+        The PIN goes to the card and nowhere else; a wrong one is never presented again.
         """
         async with self._lock:
-            slot = self._find(reader)
-            if isinstance(slot, str):
-                return slot
-            session = slot.session
-            assert session is not None and slot.holder is not None
             try:
-                slot.holder.check_may_feed()  # before spending a PIN try on a useless card
-                if slot.credentials is None:
-                    await asyncio.to_thread(session.login, pin)
-                situations = await asyncio.to_thread(session.situations)
-                slot.situations = [(s.index, s.label()) for s in situations]
-                chosen = choose_situation(situations, situation or self._situation)
-                credentials = await asyncio.to_thread(
-                    CardCredentials, session, slot.holder, chosen,
-                    specialty_display=self._specialty_display(slot.holder))
-            except CardError as exc:
-                slot.pin = await self._pin_status(session)
-                log.warning("card_login_refused", code=exc.code)
-                return exc.message_fr
-            except BridgeError as exc:
-                log.warning("card_login_refused", code=exc.code)
-                slot.problem_fr = exc.message_fr
-                return exc.message_fr
+                return await self._login(reader, pin, situation)
             finally:
                 del pin
+                self._publish()
+
+    async def _login(self, reader: str | None, pin: str, situation: int | None) -> str | None:
+        slot = self._find(reader)
+        if isinstance(slot, str):
+            return slot
+        session, holder = slot.session, slot.holder
+        assert session is not None and holder is not None  # _find returns opened cards only
+        try:
+            holder.check_may_feed()  # before spending a PIN try on a card that cannot feed
+            await asyncio.to_thread(session.login, pin)
+            situations = await asyncio.to_thread(session.situations)
+            slot.situations = [(s.index, s.label()) for s in situations]
+            chosen = choose_situation(situations, situation or self._situation)
+            credentials = await asyncio.to_thread(
+                CardCredentials, session, holder, chosen,
+                specialty_display=self._specialty_display(holder),
+                on_lost=lambda: self.card_lost(slot.reader))
             await self._open(slot, credentials)
+        except BridgeError as exc:
+            if isinstance(exc, CardError):
+                slot.pin = await self._pin_status(session)
+            else:
+                slot.problem_fr = exc.message_fr
+            log.warning("card_login_refused", code=exc.code)
+            return exc.message_fr
         log.info("card_logged_in", situation=chosen.index)
         return None
 
-    async def _pin_status(self, session: CardSession) -> PinStatus | None:
+    async def _pin_status(self, session: CardSession | None) -> PinStatus | None:
+        if session is None:
+            return None
         try:
             return await asyncio.to_thread(session.pin_status)
         except BridgeError:
             return None
 
     def _find(self, reader: str | None) -> CardSlot | str:
-        with_card = [s for s in self._slots.values() if s.session is not None]
+        with_card = [s for s in self._slots.values()
+                     if s.session is not None and s.holder is not None]
         if reader is None:
             if len(with_card) == 1:
                 return with_card[0]
@@ -194,16 +264,13 @@ class CardManager:
             return ("Plusieurs cartes sont insérées : précisez le lecteur ("
                     + ", ".join(s.reader for s in with_card) + ").")
         slot = self._slots.get(reader)
-        if slot is None or slot.session is None:
+        if slot is None or slot.session is None or slot.holder is None:
             return f"Aucune carte dans le lecteur « {reader} »."
         return slot
 
     async def _open(self, slot: CardSlot, credentials: CardCredentials) -> None:
         """The card's own TLS connection, then the wallet: its documents may go."""
-        if slot.forwarder is not None:
-            await slot.forwarder.stop()
-        if slot.client is not None:
-            await slot.client.close()
+        await self._close_connection(slot)
         forwarder = CardTlsForwarder(
             self._target.url, certificate_chain=[credentials.auth_certificate_der],
             sign_digest_info=credentials.sign_tls, server_ca=self._target.server_ca)
@@ -212,13 +279,19 @@ class CardManager:
                            timeout_seconds=self._target.timeout_seconds,
                            rate_per_second=self._target.rate_per_second)
         slot.credentials, slot.forwarder, slot.client = credentials, forwarder, client
+        slot.certificates = [
+            (f"certificat de {role.value} de la carte CPS ({slot.reader})",
+             credentials.auth_certificate_der if role is KeyRole.AUTHENTICATION
+             else credentials.signing_certificate.der)
+            for role in KeyRole]
         slot.problem_fr = None
         slot.pin = PinStatus(tries_left=None, logged_in=True)
         self._wallet.put(slot.reader, client, credentials)
 
-    # -- what people see -------------------------------------------------------------------
-    def readers(self) -> list[ReaderView]:
-        """Every reader and its card, for the dashboard and `dmp-bridge card status`."""
+    # -- what people see (any thread) --------------------------------------------------------
+    def _publish(self) -> None:
+        """New snapshots for the readers in other threads (called on the loop, under the
+        lock, after every change)."""
         views = []
         for slot in self._slots.values():
             holder, pin = slot.holder, slot.pin
@@ -235,22 +308,23 @@ class CardManager:
                 blocked=pin is not None and pin.blocked,
                 warning=slot.problem_fr or (None if pin is None else pin.warning_fr()),
             ))
-        return views
+        self._views = tuple(views)
+        self._validities = tuple(cert for slot in self._slots.values()
+                                 for cert in slot.certificates)
+
+    def readers(self) -> list[ReaderView]:
+        """Every reader and its card, for the dashboard and `dmp-bridge card status`."""
+        return list(self._views)
 
     def certificate_validities(self) -> list[tuple[str, bytes]]:
         """(label, DER) of the certificates of the logged-in cards, for expiry warnings."""
-        found = []
-        for slot in self._slots.values():
-            if slot.credentials is not None and slot.session is not None:
-                for role in KeyRole:
-                    found.append((f"certificat de {role.value} de la carte CPS "
-                                  f"({slot.reader})", slot.session.certificate(role)))
-        return found
+        return list(self._validities)
 
     async def close(self) -> None:
         async with self._lock:
             for slot in self._slots.values():
                 await self._drop(slot)
+            self._publish()
 
 
 def specialty_display(holder: CardHolder) -> str:
@@ -313,6 +387,7 @@ class CardRuntime:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self.manager.bind(loop)
 
         def on_event(event: PcscEvent) -> None:  # the monitor's thread
             loop.call_soon_threadsafe(self._events.put_nowait, event)
@@ -330,10 +405,14 @@ class CardRuntime:
         }
         while True:
             event = await self._events.get()
-            if event.kind is PcscEventKind.SERVICE_DOWN:
-                await self.manager.service_down()
-            elif event.reader is not None and event.kind in handlers:
-                await handlers[event.kind](event.reader)
+            try:
+                if event.kind is PcscEventKind.SERVICE_DOWN:
+                    await self.manager.service_down()
+                elif event.reader is not None and event.kind in handlers:
+                    await handlers[event.kind](event.reader)
+            except Exception as exc:  # one bad event must not stop card tracking
+                log.error("card_event_failed", kind=event.kind.value,
+                          error=type(exc).__name__, alert=True)
 
     async def close(self) -> None:
         if self._monitor is not None:

@@ -56,13 +56,26 @@ def _call(args: argparse.Namespace, method: str, path: str,
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            return response.status, json.loads(response.read())
+            return response.status, _json(response.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
+        return exc.code, _json(exc.read())
     except (urllib.error.URLError, OSError):
         return 0, {"message": "La passerelle ne répond pas sur 127.0.0.1:"
                               f"{config.dashboard.port} : démarrez-la (dmp-bridge run) en mode "
                               "carte, puis recommencez."}
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    """The answer's JSON; another listener's page (not the card API) as its text."""
+    try:
+        value = json.loads(body or b"{}")
+    except ValueError:
+        value = None
+    if isinstance(value, dict):
+        return value
+    text = body.decode("utf-8", "replace").strip()[:300]
+    return {"message": "Réponse inattendue de la passerelle (le mode carte est-il activé ?) : "
+                       + (text or "vide")}
 
 
 def _cmd_card(args: argparse.Namespace) -> int:

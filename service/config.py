@@ -225,6 +225,12 @@ class HttpSection(_Section):
     port: Annotated[int, Field(ge=1, le=65535)] = 8787
     # 22 Mo: a 15 Mo PDF (the largest accepted) sent as base64 JSON still fits.
     max_body_mb: Annotated[int, Field(ge=1, le=100)] = 22
+    # A request's headers must arrive within this delay (also: idle kept-alive connections).
+    header_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
+    # A request's body must arrive within this delay of its headers, else 408.
+    body_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    # Bodies read at once; one more gets 503 + Retry-After.
+    max_concurrent_uploads: Annotated[int, Field(ge=1, le=64)] = 8
 
 
 class MllpSection(_Section):
@@ -232,11 +238,27 @@ class MllpSection(_Section):
     port: Annotated[int, Field(ge=1, le=65535)] = 2575
     max_message_kb: Annotated[int, Field(ge=16, le=65536)] = 20480
     idle_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    # Bytes may keep coming this long without completing a message (slow or stuck sender).
+    frame_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 600.0
+    # The author's activity sector (TRE_R02) HL7 v2 cannot carry: SA07 cabinet individuel,
+    # SA08 cabinet de groupe, SA33 officine… Also for .hl7 files whose folder profile's
+    # author does not give one.
+    author_sector: str = "SA07"
     accept_adt: bool = True  # PAM-FR ADT → patient registry (opposition / consent)
     zam_host: str = "127.0.0.1"  # the sender's own MLLP listener for ZAM^Z01
     zam_port: Annotated[int, Field(ge=1, le=65535)] | None = None  # None: no ZAM sent
     zam_attempts: Annotated[int, Field(ge=1, le=100)] = 5
     zam_first_delay_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+
+    @field_validator("author_sector")
+    @classmethod
+    def _sector(cls, value: str) -> str:
+        from bridge.hl7v2.people import sector_problem
+
+        problem = sector_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class MatrixSection(_Section):
@@ -517,7 +539,15 @@ extra_files = []
 enabled = false
 port = 2575
 max_message_kb = 20480
+# Connexion fermée après idle_timeout_seconds sans rien recevoir, ou quand un message n'est
+# toujours pas complet frame_timeout_seconds après son premier octet (émetteur bloqué).
 idle_timeout_seconds = 120.0
+frame_timeout_seconds = 600.0
+# Secteur d'activité de l'auteur (le HL7 ne le transmet pas) : SA07 cabinet individuel,
+# SA08 cabinet de groupe, SA33 officine… Il donne le type de structure et le contenu envoyés
+# au DMP. Vaut aussi pour les fichiers .hl7 déposés, sauf si le profil du dossier le précise
+# (author.sector).
+author_sector = "SA07"
 # Messages ADT du profil PAM-FR (A01, A04, A08, A28, A31) : le segment ZFA met à jour le registre
 # des patients (opposition à l'alimentation, consentement à la consultation).
 accept_adt = true
@@ -536,6 +566,12 @@ zam_first_delay_seconds = 5.0
 enabled = false
 port = 8787
 max_body_mb = 22
+# Un client trop lent est coupé : en-têtes à recevoir en header_timeout_seconds, corps du
+# document en body_timeout_seconds (sinon réponse 408, rien n'est enregistré).
+header_timeout_seconds = 30.0
+body_timeout_seconds = 60.0
+# Documents reçus en même temps au plus ; au-delà, réponse 503 (renvoyer un peu plus tard).
+max_concurrent_uploads = 8
 
 [logging]
 # debug, info, warning ou error. Les journaux ne contiennent jamais de données de santé.

@@ -161,12 +161,14 @@ class Dispatcher:
         for name in names:
             self._wallet.remove(name)
         self._wallet.put(names[0], client, credentials)
+        self.resume()  # new certificates: what paused the sends may be fixed
 
     def _on_wallet_change(self) -> None:
         """Credentials were opened or closed (a card logged in or pulled out): the documents
-        that waited for credentials are looked at again at once, and a pause ends."""
+        that waited for credentials are looked at again at once. A pause for another cause
+        (clock, audit journal, the structure's certificates) goes on."""
         self._credentials_changed = True
-        self.resume()
+        self._wake.set()
 
     def _pause(self, decision: Decision) -> None:
         if self.pause_reason != decision.message_fr:

@@ -143,16 +143,13 @@ async def run_bridge(
                         HOMOLOGATION_ID)
     credentialing = open_credentials(config, software, load_credentials)
     api_token = load_token(config.api_token_path) if config.http.enabled else None
-    simulator = None
-    if config.simulator.embedded:
-        from service.simulator.server import start_simulator  # a production bridge has none
-
-        simulator = await start_simulator(simulator_config(config))
+    simulator = await _embedded_simulator(config)
     store = await asyncio.to_thread(SqliteStore.open, config.store_path)
     registry = await asyncio.to_thread(SqlitePatientRegistry, config.store_path)
     audit = await asyncio.to_thread(AuditTrail.for_config, config)
     zam = await open_zam(config)
     listener: LocalListener | None = None
+    tasks: list[asyncio.Task[None]] = []  # cancelled here too if the start fails half-way
     try:
         recovered = await asyncio.to_thread(store.recover_on_start, dt.datetime.now(dt.UTC))
         log.info("bridge_starting", recovered_jobs=recovered, simulator=simulator is not None,
@@ -183,8 +180,8 @@ async def run_bridge(
             return result
 
         intakes = folder_intakes(config, enqueue, matrix, hooks.on_intake)
-        bridge = Bridge(config, store, dispatcher, intakes[0], simulator)
-        bridge.tasks = [
+        bridge = Bridge(config, store, dispatcher, intakes[0], simulator, tasks)
+        bridge.tasks += [
             asyncio.create_task(dispatcher.run(), name="dispatcher"),
             *(asyncio.create_task(intake.run(), name=f"folder-intake-{n}")
               for n, intake in enumerate(intakes)),
@@ -192,13 +189,9 @@ async def run_bridge(
         bridge.tasks += network_channels(config, enqueue, store, matrix, api_token,
                                          registry=registry, zam=zam.notifier if zam else None)
         if zam is not None:
-            zam.resume_task = asyncio.create_task(zam.notifier.resume(), name="zam-resume")
+            zam.start_resuming()
         engine = engine_for(config)
-        bridge.tasks.append(asyncio.create_task(
-            alert_monitor(config, store, engine, credentialing).run(), name="alerts"))
-        bridge.tasks.append(asyncio.create_task(
-            keep_audit_retention(audit, config.bridge.audit_retention_days),
-            name="audit-retention"))
+        bridge.tasks += _watchers(config, store, engine, credentialing, audit)
         if credentialing.cards is not None:
             await credentialing.cards.start()
         listener = await start_local_listener(config, store, dispatcher, credentialing, engine,
@@ -208,6 +201,7 @@ async def run_bridge(
             hooks.on_ready(bridge)
         await _serve_until_stopped(bridge, stop)
     finally:
+        await _cancel(tasks)
         if listener is not None:
             await listener.stop()
         await credentialing.close()
@@ -217,6 +211,35 @@ async def run_bridge(
             await asyncio.to_thread(closable.close)
         if simulator is not None:
             await simulator.close()
+
+
+async def _embedded_simulator(config: BridgeConfig) -> RunningSimulator | None:
+    if not config.simulator.embedded:
+        return None
+    from service.simulator.server import start_simulator  # a production bridge has none
+
+    return await start_simulator(simulator_config(config))
+
+
+def _watchers(config: BridgeConfig, store: SqliteStore, engine: AlertEngine,
+              credentialing: Credentialing, audit: AuditTrail) -> list[asyncio.Task[None]]:
+    """The background rounds: alerts, and the audit journal's retention."""
+    return [
+        asyncio.create_task(alert_monitor(config, store, engine, credentialing).run(),
+                            name="alerts"),
+        asyncio.create_task(keep_audit_retention(audit, config.bridge.audit_retention_days),
+                            name="audit-retention"),
+    ]
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel what still runs (after a graceful stop nothing does; after a failed start the
+    dispatcher and the watchers must not outlive the store they use)."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 async def _serve_until_stopped(bridge: Bridge, stop: asyncio.Event) -> None:

@@ -134,6 +134,10 @@ class Zam:
     notifier: ZamNotifier
     resume_task: asyncio.Task[int] | None = None
 
+    def start_resuming(self) -> None:
+        """Send, in the background, the acknowledgements a previous run left undelivered."""
+        self.resume_task = asyncio.create_task(self.notifier.resume(), name="zam-resume")
+
     async def close(self) -> None:
         if self.resume_task is not None:
             self.resume_task.cancel()
