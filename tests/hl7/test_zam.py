@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import socket
+import threading
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,10 +19,15 @@ from bridge.dmp_answer import Decision
 from bridge.dmp_error_table import ErrorClass
 from bridge.hl7v2 import ZamOutcome, build_zam, frame, read_header, zam_request
 from bridge.hl7v2.mllp import MllpDecoder
-from bridge.jobs import Job, JobState
-from connectors.mllp_server import MllpServer, MllpSettings
+from bridge.jobs import Intake, Job, JobState
+from connectors.mllp_server import EnqueueFn, MllpServer, MllpSettings
 from connectors.sqlite_store import SqliteStore
-from connectors.zam_sender import SqliteZamOutbox, ZamDestination, ZamNotifier
+from connectors.zam_sender import (
+    UNCLAIMED_OUTCOME_RETENTION,
+    SqliteZamOutbox,
+    ZamDestination,
+    ZamNotifier,
+)
 from tests.hl7.messages import encode, flag, nurse_mdm, sample
 from tests.hl7.test_mllp_server import exchange, msa, store_enqueue
 
@@ -253,3 +260,151 @@ async def _one_job(store: SqliteStore, notifier: ZamNotifier) -> Job:
         await server.stop()
     [job] = store.list_jobs()
     return job
+
+
+# -- the race: the dispatcher may finish a job before its request is kept -----------------------
+
+@dataclass
+class Clock:
+    """The notifier's clock, moved by the test."""
+
+    now: dt.datetime = NOW
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+def dispatcher_first(store: SqliteStore, outbox: SqliteZamOutbox, notifier: ZamNotifier,
+                     *decisions: Decision) -> EnqueueFn:
+    """The runner's enqueue when the dispatcher wins the race: woken by the commit, it finishes
+    the job and its hook fires (once per decision) before the MLLP server's `on_committed` runs."""
+    commit = store_enqueue(store)
+
+    async def enqueue(intake: Intake) -> tuple[Job, bool]:
+        job, created = await commit(intake)
+        if created:
+            finished = finish(store, job.id, decisions[0])
+            for decision in decisions:
+                assert not await notifier.notify(finished, decision)  # no request yet
+            assert outbox.unclaimed() == [job.id]
+        return job, created
+
+    return enqueue
+
+
+async def receive_with(enqueue: EnqueueFn, notifier: ZamNotifier, *messages: bytes) -> None:
+    server = MllpServer(enqueue, MllpSettings(port=0), on_committed=notifier.remember)
+    await server.start()
+    try:
+        await receive(server, *messages)
+    finally:
+        await server.stop()
+
+
+def replay(store: SqliteStore, job_id: int, decision: Decision) -> Job:
+    """A person replays a dead job; the dispatcher then finishes it again."""
+    store.transition(job_id, JobState.QUEUED, code="REPLAY",
+                     message_fr="Document renvoyé par l'utilisateur.", now=NOW)
+    return finish(store, job_id, decision)
+
+
+def answers(receiver: Receiver) -> list[tuple[str, str]]:
+    """(MSH-10 of the original message, Y/N) for each ZAM received, in order."""
+    return [(zam[2].split("|")[4], zam[2].split("|")[5].split("^")[0])
+            for zam in receiver.zams()]
+
+
+@pytest.mark.parametrize(("decision", "answer"), [(DEAD, "N"), (DONE, "Y")],
+                         ids=["refused-locally", "registered-fast"])
+async def test_a_document_finished_before_its_request_was_kept_gets_exactly_one_zam(
+        store: SqliteStore, outbox: SqliteZamOutbox, decision: Decision, answer: str) -> None:
+    async with receiving() as (receiver, port):
+        notifier = ZamNotifier(outbox, ZamDestination("127.0.0.1", port, first_delay=0.05))
+        await receive_with(dispatcher_first(store, outbox, notifier, decision), notifier,
+                           asking("FAST-1"), asking("FAST-1"))  # resent: still one job
+        await notifier.wait_idle()
+        [job] = store.list_jobs()
+        assert not await notifier.notify(job, decision)  # heard again: already delivered
+        await notifier.wait_idle()
+    assert answers(receiver) == [("FAST-1", answer)]
+    assert outbox.pending() == []
+    assert outbox.unclaimed() == []
+
+
+@pytest.mark.parametrize("outcome_first", [True, False], ids=["outcome-first", "request-first"])
+async def test_an_outcome_heard_twice_gives_one_zam_per_distinct_outcome(
+        store: SqliteStore, outbox: SqliteZamOutbox, outcome_first: bool) -> None:
+    async with receiving() as (receiver, port):
+        notifier = ZamNotifier(outbox, ZamDestination("127.0.0.1", port, first_delay=0.05))
+        enqueue = (dispatcher_first(store, outbox, notifier, DEAD, DEAD) if outcome_first
+                   else store_enqueue(store))
+        await receive_with(enqueue, notifier, asking("TWICE-1"))
+        [job] = store.list_jobs()
+        if not outcome_first:
+            dead = finish(store, job.id, DEAD)
+            notifier.notify_soon(dead, DEAD)
+            notifier.notify_soon(dead, DEAD)  # the hook heard twice, while the first is sent
+        await notifier.wait_idle()
+        assert answers(receiver) == [("TWICE-1", "N")]
+        done = replay(store, job.id, DONE)  # a new outcome: the sender hears it, once
+        notifier.notify_soon(done, DONE)
+        notifier.notify_soon(done, DONE)
+        await notifier.wait_idle()
+        assert not await notifier.notify(done, DONE)
+    assert answers(receiver) == [("TWICE-1", "N"), ("TWICE-1", "Y")]
+    assert outbox.pending() == []
+    assert outbox.unclaimed() == []
+
+
+async def test_the_outcome_of_a_document_that_asked_for_no_zam_is_forgotten_after_a_day(
+        store: SqliteStore, outbox: SqliteZamOutbox) -> None:
+    clock = Clock()
+    async with receiving() as (receiver, port):
+        notifier = ZamNotifier(outbox, ZamDestination("127.0.0.1", port, first_delay=0.05),
+                               clock=clock)
+        await receive_with(store_enqueue(store), notifier, asking("NO-1", ack_reception="N"),
+                           asking("NO-2", ack_reception="N"), asking("NO-3", ack_reception="N"))
+        first, second, third = sorted(store.list_jobs(), key=lambda job: job.id)
+        assert not await notifier.notify(finish(store, first.id, DONE), DONE)
+        assert outbox.unclaimed() == [first.id]  # kept, in case its request comes late
+        clock.now += UNCLAIMED_OUTCOME_RETENTION - dt.timedelta(hours=1)
+        assert not await notifier.notify(finish(store, second.id, DEAD), DEAD)
+        assert outbox.unclaimed() == [first.id, second.id]  # both within the retention
+        clock.now += dt.timedelta(hours=2)
+        assert await notifier.resume() == 0
+        assert outbox.unclaimed() == [second.id]  # forgotten at start
+        clock.now += UNCLAIMED_OUTCOME_RETENTION
+        assert not await notifier.notify(finish(store, third.id, DONE), DONE)
+        assert outbox.unclaimed() == [third.id]  # and as new outcomes are kept
+        await notifier.wait_idle()
+    assert receiver.messages == []
+    assert outbox.pending() == []
+
+
+def _keep(outbox: SqliteZamOutbox, start: threading.Barrier, job_id: int) -> bool:
+    start.wait()
+    request = zam_request(read_header(asking(f"RACE-{job_id}")))
+    return outbox.remember(job_id, request, now=NOW) is not None
+
+
+def _finish(outbox: SqliteZamOutbox, start: threading.Barrier, job_id: int) -> bool:
+    start.wait()
+    outcome = ZamOutcome(False, "DMP_DOSSIER_FERME", "Le DMP du patient est fermé.")
+    return outbox.record_outcome(job_id, outcome, now=NOW) is not None
+
+
+def test_remember_and_the_outcome_racing_on_two_connections_send_exactly_once(
+        tmp_path: Path) -> None:
+    path = tmp_path / "file.sqlite3"
+    jobs = range(1, 41)
+    with (SqliteZamOutbox(path) as reception, SqliteZamOutbox(path) as dispatcher,
+          ThreadPoolExecutor(max_workers=2) as pool):
+        sends = {}
+        for job_id in jobs:
+            start = threading.Barrier(2)
+            kept = pool.submit(_keep, reception, start, job_id)
+            finished = pool.submit(_finish, dispatcher, start, job_id)
+            sends[job_id] = [kept.result(timeout=30), finished.result(timeout=30)].count(True)
+        assert sends == {job_id: 1 for job_id in jobs}
+        assert [item.job_id for item in reception.pending()] == list(jobs)
+        assert dispatcher.unclaimed() == []
