@@ -13,6 +13,11 @@ any pair. Formats and where their metadata comes from:
 | HPRIM Santé 2.x | `.hpr`… + the PDF an OBX FIC names (or same name) | P | profile | profile |
 | HPRIM Net | `.hpm`, `.hpr`… + `NAME.pdf` | 12-line header | profile | profile |
 
+HL7 v2 has no field for the author's activity sector (SA07, SA08, SA33 officine…): for a `.hl7`
+file it is the embedded CDA's, else the folder profile's `author.sector` when the profile gives
+one, else `hl7_author_sector` (the installation's `[mllp] author_sector`), so that the same
+message gives the same document as a file or over MLLP.
+
 A CDA does not carry the identity status and HPRIM carries neither INS status nor birthplace:
 the status is never guessed. A folder's profile may say that its software writes the INS in a
 CDA only for a qualified identity (`cda_identity_qualified`); HPRIM files lacking an INS trait
@@ -40,6 +45,7 @@ from bridge.domain import InsOid
 from bridge.errors import BridgeError, IntakeRejected
 from bridge.hl7_time import PARIS
 from bridge.hl7v2 import Action, HL7Rejected, parse_message
+from bridge.hl7v2.people import DEFAULT_SECTOR
 from bridge.hprim import (
     HprimNetLetter,
     HprimSanteFile,
@@ -87,6 +93,13 @@ class FolderProfile:
     cda_identity_qualified: bool = False  # the software writes an INS only when qualified
     identity_from_filename: bool = False
     filename_pattern: str | None = None  # regex with named groups (see FILENAME_GROUPS)
+    # The author's activity sector of HL7 files when neither their CDA nor `author` gives one.
+    hl7_author_sector: str = DEFAULT_SECTOR
+
+    def hl7_sector(self) -> str:
+        """The activity sector an HL7 file's author gets (its embedded CDA's sector wins)."""
+        given = self.author.get("sector") if self.author is not None else None
+        return given if isinstance(given, str) and given else self.hl7_author_sector
 
 
 @dataclass(frozen=True)
@@ -231,9 +244,10 @@ def _aware(when: dt.datetime | dt.date | None) -> str | None:
 
 # -------------------------------------------------------------------------------- HL7 and CDA
 
-def _from_hl7(name: str, data: bytes, matrix: Matrix | None) -> list[FolderDocument]:
+def _from_hl7(name: str, data: bytes, profile: FolderProfile,
+              matrix: Matrix | None) -> list[FolderDocument]:
     try:
-        document = parse_message(data, matrix=matrix)
+        document = parse_message(data, matrix=matrix, author_sector=profile.hl7_sector())
     except HL7Rejected as exc:
         raise _refuse(f"Le message HL7 {name} est refusé : {exc.message_fr}",
                       f"HL7_{int(exc.error)}") from None
@@ -425,7 +439,7 @@ def read_file_set(fmt: FolderFormat, name: str, data: bytes, companions: Mapping
             f"format {profile.expected_format.value} (configuration [[intake.profiles]]) : "
             "déposez-le dans le bon dossier.", "FORMAT_UNEXPECTED")
     if fmt is FolderFormat.HL7:
-        return _from_hl7(name, data, matrix)
+        return _from_hl7(name, data, profile, matrix)
     if fmt is FolderFormat.CDA:
         return [_from_cda(name, data, profile, matrix)]
     if fmt is FolderFormat.XDM:

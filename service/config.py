@@ -343,6 +343,8 @@ _HINTS = {
     "credentials.mode": "« etablissement » (certificats logiciels de la structure) ou « carte » "
     "(cartes CPS des professionnels)",
     "carte.acces": "« pkcs11 » (Cryptolib CPS) ou « apdu » (carte de test émulée)",
+    "mllp.author_sector": "un code de secteur d'activité TRE_R02 (SA07 cabinet individuel, "
+    "SA08 cabinet de groupe, SA33 officine…)",
     "carte.situation": "le numéro de la situation d'exercice, entre 1 et 16",
     "bridge.environment": "« simulateur » ou « production »",
     "bridge.retention_days": "un nombre de jours entre 1 et 3650 (90 par défaut)",

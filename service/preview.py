@@ -24,6 +24,7 @@ from bridge.folder_formats import (
 )
 from bridge.hl7v2.errors import HL7Rejected
 from bridge.hl7v2.message import parse_message
+from bridge.hl7v2.people import DEFAULT_SECTOR
 from bridge.identity_gate import Target, check_identity
 from bridge.pdf import check_pdf
 from bridge.sidecar import DocumentRequest, parse_sidecar
@@ -162,7 +163,8 @@ def preview_cda(path: Path, matrix: Matrix, target: Target) -> Preview:
     return _verdict(lines, resolution, blocked)
 
 
-def preview_hl7(path: Path, matrix: Matrix, target: Target) -> Preview:
+def preview_hl7(path: Path, matrix: Matrix, target: Target,
+                profile: FolderProfile | None = None) -> Preview:
     """An HL7 v2 message file (.hl7, .er7), as the MLLP channel would read it."""
     lines = [f"Aperçu du message HL7 v2 {path.name}"]
     try:
@@ -170,7 +172,8 @@ def preview_hl7(path: Path, matrix: Matrix, target: Target) -> Preview:
     except OSError as exc:
         return _verdict(lines, None, [f"Fichier illisible : {exc.strerror} ({exc.filename})."])
     try:
-        document = parse_message(data, matrix=matrix)
+        document = parse_message(data, matrix=matrix,
+                                 author_sector=(profile or FolderProfile()).hl7_sector())
     except HL7Rejected as exc:
         ack = "AR" if exc.resend else "AE"
         return _verdict(lines, None, [f"{exc.message_fr} (accusé {ack}, code {int(exc.error)})"])
@@ -198,9 +201,12 @@ _FORMAT_FR = {
 }
 
 
-def folder_profile(section: IntakeProfileSection) -> FolderProfile:
-    """The core's view of a folder's profile."""
+def folder_profile(section: IntakeProfileSection,
+                   hl7_author_sector: str = DEFAULT_SECTOR) -> FolderProfile:
+    """The core's view of a folder's profile (`hl7_author_sector`: `[mllp] author_sector`,
+    for HL7 files, which carry no sector)."""
     return FolderProfile(
+        hl7_author_sector=hl7_author_sector,
         author=section.author, kind=section.kind,
         expected_format=FolderFormat(section.format) if section.format else None,
         cda_identity_qualified=section.cda_identity_qualified,
@@ -213,8 +219,8 @@ def profile_for(config: BridgeConfig, path: Path) -> FolderProfile:
     folder = path.resolve().parent
     for section in config.intake.folders():
         if config.path(section.folder).resolve() == folder:
-            return folder_profile(section)
-    return FolderProfile()
+            return folder_profile(section, config.mllp.author_sector)
+    return FolderProfile(hl7_author_sector=config.mllp.author_sector)
 
 
 def preview_file_set(path: Path, fmt: FolderFormat, matrix: Matrix, target: Target,
@@ -261,7 +267,7 @@ def preview(path: Path, matrix: Matrix, target: Target,
                         [f"Fichier illisible : {exc.strerror} ({exc.filename})."])
     fmt = primary_format(path.name, head)
     if fmt is FolderFormat.HL7:
-        return preview_hl7(path, matrix, target)
+        return preview_hl7(path, matrix, target, profile)
     if fmt in (FolderFormat.XDM, FolderFormat.HPRIM_SANTE, FolderFormat.HPRIM_NET):
         return preview_file_set(path, fmt, matrix, target, profile or FolderProfile())
     return preview_pair(path, matrix, target)

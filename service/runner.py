@@ -306,14 +306,19 @@ def network_channels(config: BridgeConfig, enqueue: Callable[[Intake], Awaitable
         adt = registry is not None and config.mllp.accept_adt
         mllp = MllpServer(enqueue, MllpSettings(
             port=config.mllp.port, max_frame_bytes=config.mllp.max_message_kb * 1024,
-            idle_timeout=config.mllp.idle_timeout_seconds), matrix=matrix,
+            idle_timeout=config.mllp.idle_timeout_seconds,
+            frame_timeout=config.mllp.frame_timeout_seconds,
+            author_sector=config.mllp.author_sector), matrix=matrix,
             on_patient=patient_recorder(registry) if adt and registry is not None else None,
             on_committed=zam.remember if zam is not None else None)
         tasks.append(asyncio.create_task(mllp.run(), name="mllp"))
     if api_token is not None:
         api = HttpApi(enqueue, store_lookup(store), token=api_token, matrix=matrix,
                       labels=STATE_LABELS, port=config.http.port,
-                      max_body_bytes=config.http.max_body_mb * 1024 * 1024)
+                      max_body_bytes=config.http.max_body_mb * 1024 * 1024,
+                      body_timeout=config.http.body_timeout_seconds,
+                      header_timeout=config.http.header_timeout_seconds,
+                      max_uploads=config.http.max_concurrent_uploads)
         tasks.append(asyncio.create_task(api.run(), name="http"))
     return tasks
 

@@ -112,7 +112,7 @@ def folder_intakes(config: BridgeConfig,
             rescan_interval=config.intake.rescan_seconds,
             on_outcome=on_outcome,
             matrix=matrix,
-            profile=folder_profile(section),
+            profile=folder_profile(section, config.mllp.author_sector),
             ignore=tuple(section.ignore),
         )
         for section in config.intake.folders()

@@ -15,6 +15,8 @@ Decisions:
 - DESTDMP=N: the message does not ask for the DMP, the only destination of this bridge → 207.
 - The flags, the action (replace/delete) and the replaced document id are not part of the
   sidecar format: they are returned beside it (`flags`, `action`, `replaces_id`).
+- The author's activity sector has no HL7 v2 field: the sidecar always states it, from an
+  embedded CDA's author, else from the caller's `author_sector` (SA07 by default).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from bridge.hl7_time import parse_hl7_ts
 from bridge.hl7v2.content import read_content
 from bridge.hl7v2.errors import ErrorCode, HL7Rejected, Location, rejected
 from bridge.hl7v2.header import MessageHeader, decode_message, read_header
-from bridge.hl7v2.people import read_author, read_patient
+from bridge.hl7v2.people import DEFAULT_SECTOR, read_author, read_patient
 from bridge.hl7v2.segments import Delimiters, Segment, split_segments, value
 from bridge.sidecar import DocumentRequest, parse_sidecar
 from mappings.matrix import Matrix
@@ -203,11 +205,14 @@ def _document(segs: dict[str, Segment], obx: Segment, h: MessageHeader,
             "date": _document_date(segs, h, cda)}
 
 
-def parse_message(data: bytes, *, matrix: Matrix | None = None) -> HL7Document:
+def parse_message(data: bytes, *, matrix: Matrix | None = None,
+                  author_sector: str = DEFAULT_SECTOR) -> HL7Document:
     """The document of one message, or HL7Rejected with the ACK's code and French reason.
 
     With a matrix, the document kind must be one the matrix knows for the author (as for the
-    export folder): the sender hears it at once, in the ACK.
+    export folder): the sender hears it at once, in the ACK. `author_sector` is the author's
+    activity sector (TRE_R02) HL7 v2 cannot carry: the channel's configuration gives it (an
+    embedded CDA's own author sector wins).
     """
     header = read_header(data)
     _check_header(header)
@@ -238,7 +243,7 @@ def parse_message(data: bytes, *, matrix: Matrix | None = None) -> HL7Document:
     sidecar = {
         "patient": read_patient(segs["PID"], d, cda),
         "document": document,
-        "author": read_author(segments, d, cda),
+        "author": read_author(segments, d, cda, sector=author_sector),
     }
     sidecar_json = json.dumps(sidecar, ensure_ascii=False, indent=1).encode("utf-8")
     request = _validate(sidecar_json, obx, matrix)

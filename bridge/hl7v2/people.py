@@ -14,6 +14,11 @@ PRT-6 = profession or specialty when given (`60`, `G15_60`, `G15_10/SM26`); PRT-
 XON-1 name, XON-10 id typed by XON-7 (`IDNST` as is; FINESS `FINEG`/`FINEJ` → `1` + FINESS,
 `SIREN` → `2` + SIREN, `SIRET` → `3` + SIRET: the Struct_IdNat prefixes). Without PRT SB, TXA-5
 then OBR-16 (XCN) give the person.
+
+The author's activity sector (TRE_R02: SA07 cabinet individuel, SA08 cabinet de groupe, SA33
+officine…) has no field in HL7 v2: it comes from an embedded CDA's author when there is one,
+else from the receiver's configuration (`sector`, checked with `sector_problem`). It decides
+the healthcareFacilityTypeCode and the contentTypeCode, so a pharmacy must say SA33.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ import re
 from typing import Any
 
 from bridge.cda_header import CdaHeader
-from bridge.domain import InsOid
+from bridge.domain import OID_SECTOR, InsOid
 from bridge.errors import IdentityRejected
 from bridge.hl7v2.errors import AppCode, ErrorCode, Location, rejected
 from bridge.hl7v2.segments import Delimiters, Segment, comp, repetitions, value
 from bridge.ins import parse_ins
+from bridge.sidecar import AuthorIn
+from mappings.valuesets import VS, load_value_set
 
 _INS_OIDS = frozenset(oid.value for oid in InsOid)
 _STATUSES = ("PROV", "RECUP", "VALI", "QUAL")
@@ -36,6 +43,18 @@ _PROFESSION = re.compile(r"^(?:G15_)?([0-9]{2})(?:/.+)?$")
 # Struct_IdNat = prefix + national id, for an id of the usual length given without its prefix.
 _STRUCT_PREFIX = {"FINEG": ("1", 9), "FINEJ": ("1", 9), "FINESS": ("1", 9), "SIREN": ("2", 9),
                   "SIRET": ("3", 14)}
+# The sidecar's own default sector (cabinet individuel): HL7 and sidecar agree without config.
+DEFAULT_SECTOR: str = AuthorIn.model_fields["sector"].default
+
+
+def sector_problem(code: str) -> str | None:
+    """Why `code` cannot be an author's activity sector (French, for the configuration), or
+    None. The same check as a sidecar's `author.sector` (JDV_J02, system TRE_R02)."""
+    if load_value_set(VS.FACILITY_TYPE).get(code, OID_SECTOR) is not None:
+        return None
+    return (f"secteur d'activité « {code} » inconnu : attendu un code SAxx du jeu de valeurs "
+            "JDV_J02 (par exemple SA07 cabinet individuel, SA08 cabinet de groupe, SA33 "
+            "officine)")
 
 
 # ------------------------------------------------------------------------------------ patient
@@ -210,8 +229,12 @@ def _at(prt: Segment | None, n: int) -> Location:
     return prt.at(n) if prt is not None else Location("PRT", 1, n)
 
 
-def read_author(segments: list[Segment], d: Delimiters, cda: CdaHeader | None) -> dict[str, Any]:
-    """The sidecar's `author` object; HL7Rejected (101/102/103) when a part is missing."""
+def read_author(segments: list[Segment], d: Delimiters, cda: CdaHeader | None, *,
+                sector: str = DEFAULT_SECTOR) -> dict[str, Any]:
+    """The sidecar's `author` object; HL7Rejected (101/102/103) when a part is missing.
+
+    `sector` is the author's activity sector when the embedded CDA does not give one (HL7 v2
+    has no field for it): the receiving channel's configured value."""
     prt = _sender(segments, d)
     by_name = {s.name: s for s in reversed(segments)}
     person: dict[str, Any] = {}
@@ -236,8 +259,7 @@ def read_author(segments: list[Segment], d: Delimiters, cda: CdaHeader | None) -
         "structure_id": structure_id or (known.structure_id if known else None),
         "structure_name": structure_name or (known.structure_name if known else None),
     }
-    if known is not None and known.sector_code:
-        author["sector"] = known.sector_code
+    author["sector"] = known.sector_code if known is not None and known.sector_code else sector
     required = (("rpps", "le RPPS de l'auteur (PRT-5.1)", where),
                 ("family_name", "le nom de l'auteur (PRT-5.2)", where),
                 ("given_name", "le prénom de l'auteur (PRT-5.3)", where),

@@ -73,7 +73,8 @@ def test_sidecar_json_is_the_sidecar_format_exactly() -> None:
     sidecar = json.loads(parse_message(encode(nurse_mdm())).sidecar_json)
     assert set(sidecar) == {"patient", "document", "author"}
     assert set(sidecar["author"]) == {"rpps", "family_name", "given_name", "profession",
-                                      "specialty", "structure_id", "structure_name"}
+                                      "specialty", "structure_id", "structure_name", "sector"}
+    assert sidecar["author"]["sector"] == "SA07"  # HL7 has no field for it: the default
 
 
 @pytest.mark.parametrize("sep", ["\r", "\n", "\r\n"])

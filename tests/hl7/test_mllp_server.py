@@ -225,6 +225,66 @@ async def test_a_frame_that_never_ends_is_cut_by_the_frame_timeout(store: Sqlite
     assert store.list_jobs() == []
 
 
+async def cut_while_trickling(port: int, first: bytes, byte: bytes, *,
+                              every: float, at_most: int) -> bool:
+    """Send `first`, then one `byte` every `every` seconds (reading any ACK meanwhile); True
+    once the server has closed the connection, False if it still serves after `at_most`."""
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(first)
+        for _ in range(at_most):
+            until = loop.time() + every
+            while (left := until - loop.time()) > 0:
+                try:
+                    if await asyncio.wait_for(reader.read(65536), left) == b"":
+                        return True
+                except TimeoutError:
+                    break
+            writer.write(byte)
+            await writer.drain()
+        return False
+    except ConnectionError:
+        return True
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(("first", "byte"), [
+    (b"\x0bMSH|^~\\&|", b"x"),  # one frame that never ends
+    (b"\r\n", b"\n"),  # noise between frames, never a frame
+    (b"\x0bMSH|", b"\x0b"),  # a new frame each second, each one interrupting the last
+], ids=["inside-a-frame", "between-frames", "restarting-frames"])
+async def test_a_sender_trickling_one_byte_per_second_is_cut_at_the_frame_deadline(
+        store: SqliteStore, first: bytes, byte: bytes) -> None:
+    # Never idle for 5 s, so only the frame deadline (2.5 s) can close the connection.
+    async with running(store_enqueue(store), idle_timeout=5.0, frame_timeout=2.5) as server:
+        cut = await cut_while_trickling(server.port, first, byte, every=1.0, at_most=20)
+        assert cut, "a trickling sender kept its connection past the frame deadline"
+        # The listener still serves the others.
+        ack = await exchange(server.port, encode(nurse_mdm("AFTER-1")))
+    assert msa(ack)[1:] == ["AA", "AFTER-1"]
+    [job] = store.list_jobs()  # nothing from the trickling sender
+    assert job.source_ref.startswith("AFTER-1@")
+
+
+async def test_complete_frames_restart_the_frame_deadline(store: SqliteStore) -> None:
+    """A slow sender whose messages each complete in time is served, however long it stays."""
+    async with running(store_enqueue(store), idle_timeout=2.0, frame_timeout=1.0) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        for n in range(1, 4):  # three messages, each sent in 0.6 s: 1.8 s on one connection
+            data = frame(encode(nurse_mdm(f"STEP-{n}")))
+            step = len(data) // 6 + 1
+            for i in range(0, len(data), step):
+                writer.write(data[i:i + step])
+                await writer.drain()
+                await asyncio.sleep(0.1)
+            assert msa(await read_ack(reader))[1:] == ["AA", f"STEP-{n}"]
+        writer.close()
+        await writer.wait_closed()
+    assert len(store.list_jobs()) == 3
+
+
 async def test_replace_requests_are_refused_until_the_queue_supports_them(
         store: SqliteStore) -> None:
     t10 = replace_segment(nurse_mdm("R-1", type_="MDM^T10^MDM_T02"), "ORC", None)

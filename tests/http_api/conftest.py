@@ -7,7 +7,7 @@ import base64
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from bridge.jobs import Intake, Job
-from connectors.http_api import HttpApi, HttpOutcome, LookupFn, store_lookup
+from connectors.http_api import EXTRA_TITLES_FR, HttpApi, HttpOutcome, LookupFn, store_lookup
 from connectors.http_api_problems import TITLES_FR
 from connectors.sqlite_store import SqliteStore
 from mappings.matrix import Matrix
@@ -100,15 +100,23 @@ async def assert_problem(response: aiohttp.ClientResponse, status: int, code: st
                          ) -> dict[str, Any]:
     """A valid RFC 7807 body, in French, with the answer's status."""
     assert response.status == status, await response.text()
-    assert response.content_type == "application/problem+json"
-    body = json.loads(await response.read())
+    return check_problem(status, response.headers, await response.read(), code)
+
+
+def check_problem(status: int, headers: Mapping[str, str], raw: bytes,
+                  code: str | None = None) -> dict[str, Any]:
+    """The body and headers of a problem answer (from aiohttp or read off a raw socket)."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    assert lowered["content-type"].split(";")[0] == "application/problem+json"
+    body = json.loads(raw)
     assert set(body) == {"type", "title", "status", "detail", "code"}
     assert body["status"] == status
     assert body["type"] == f"urn:dmp-bridge:probleme:{body['code']}"
-    assert body["title"] == TITLES_FR[status]
+    assert body["title"] == {**TITLES_FR, **EXTRA_TITLES_FR}[status]
     assert isinstance(body["detail"], str) and len(body["detail"]) > 20
     assert FRENCH.search(body["detail"]), body["detail"]
     if code is not None:
         assert body["code"] == code
-    assert "Access-Control-Allow-Origin" not in response.headers
+    assert "access-control-allow-origin" not in lowered
+    assert lowered["cache-control"] == "no-store"
     return body

@@ -111,6 +111,28 @@ async def test_an_hl7_message_file_is_queued_as_the_mllp_channel_would(
     assert (request.kind, request.author.rpps) == ("11506-3", "10101010101")
 
 
+@pytest.mark.parametrize(("profile", "sector"), [
+    ({}, "SA07"),  # nothing said anywhere: cabinet individuel, as over MLLP by default
+    ({"hl7_author_sector": "SA33"}, "SA33"),  # the installation's [mllp] author_sector
+    ({"author": {**DOCTOR, "sector": "SA08"}, "hl7_author_sector": "SA33"}, "SA08"),
+    ({"author": DOCTOR, "hl7_author_sector": "SA33"}, "SA33"),  # the profile says no sector
+])
+async def test_an_hl7_file_takes_the_author_sector_its_folder_or_the_installation_gives(
+        inbox: Path, enqueue: Enqueue, matrix: Matrix, store: SqliteStore,
+        profile: dict[str, Any], sector: str) -> None:
+    intake = folder(inbox, enqueue, matrix, **profile)
+    (inbox / "MSG0001.hl7").write_bytes(hl7_file())
+
+    [outcome] = await settle(intake)
+
+    assert outcome.accepted, outcome
+    [job] = outcome.jobs
+    request = parse_sidecar(store.metadata(job.id), file_name="x")
+    assert request.author.sector_code == sector
+    # Only the sector comes from the folder: the author is still the message's (PRT SB).
+    assert (request.author.profession_code, request.author.family_name) == ("60", "SOIGNANTE")
+
+
 async def test_the_ans_sample_with_a_placeholder_instead_of_a_cda_goes_to_error(
         inbox: Path, enqueue: Enqueue, matrix: Matrix, store: SqliteStore) -> None:
     intake = folder(inbox, enqueue, matrix)
