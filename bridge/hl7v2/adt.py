@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from bridge.hl7_time import parse_hl7_ts
 from bridge.hl7v2.errors import AppCode, ErrorCode, Location, rejected
 from bridge.hl7v2.header import MessageHeader, decode_message, read_header
-from bridge.hl7v2.message import PROCESSING_IDS, VERSIONS
+from bridge.hl7v2.message import check_envelope
 from bridge.hl7v2.people import read_ins
 from bridge.hl7v2.segments import Segment, comp, repetitions, split_segments, value
 
@@ -123,18 +123,7 @@ def _check_header(h: MessageHeader) -> None:
             f"Événement ADT^{h.trigger_event or '?'} non pris en charge (MSH-9) : dmp-bridge ne "
             "lit que les ADT A01, A04, A08, A28 et A31 (statut DMP du patient, segment ZFA).",
             ErrorCode.EVENT, Location("MSH", 1, 9, 2), resend=True)
-    if not h.control_id:
-        raise rejected("L'identifiant du message (MSH-10) est vide.",
-                       ErrorCode.REQUIRED_FIELD, Location("MSH", 1, 10))
-    if h.processing_id not in PROCESSING_IDS:
-        raise rejected(
-            f"Code de traitement « {h.processing_id or 'vide'} » non pris en charge (MSH-11) : "
-            "attendu P (production), T (test) ou D.",
-            ErrorCode.PROCESSING_ID, Location("MSH", 1, 11), resend=True)
-    if h.version not in VERSIONS:
-        raise rejected(
-            f"Version HL7 « {h.version or 'vide'} » non prise en charge (MSH-12) : attendu 2.5 "
-            "(PAM-FR).", ErrorCode.VERSION, Location("MSH", 1, 12), resend=True)
+    check_envelope(h, expected_versions="2.5 (PAM-FR)")
 
 
 def _coded(zfa: Segment, n: int, table: dict[str, bool | None], meaning: str,

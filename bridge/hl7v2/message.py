@@ -85,6 +85,11 @@ def _check_header(h: MessageHeader) -> None:
             f"Événement {h.message_type}^{h.trigger_event or '?'} non pris en charge (MSH-9) : "
             "attendu MDM^T02, MDM^T10, MDM^T04 ou ORU^R01.",
             ErrorCode.EVENT, Location("MSH", 1, 9, 2), resend=True)
+    check_envelope(h, expected_versions="2.5 (ORU) ou 2.6 (MDM)")
+
+
+def check_envelope(h: MessageHeader, *, expected_versions: str) -> None:
+    """MSH-10, MSH-11 and MSH-12, as every message type needs them."""
     if not h.control_id:
         raise rejected("L'identifiant du message (MSH-10) est vide.",
                        ErrorCode.REQUIRED_FIELD, Location("MSH", 1, 10))
@@ -95,8 +100,8 @@ def _check_header(h: MessageHeader) -> None:
             ErrorCode.PROCESSING_ID, Location("MSH", 1, 11), resend=True)
     if h.version not in VERSIONS:
         raise rejected(
-            f"Version HL7 « {h.version or 'vide'} » non prise en charge (MSH-12) : attendu 2.5 "
-            "(ORU) ou 2.6 (MDM).",
+            f"Version HL7 « {h.version or 'vide'} » non prise en charge (MSH-12) : attendu "
+            f"{expected_versions}.",
             ErrorCode.VERSION, Location("MSH", 1, 12), resend=True)
 
 
