@@ -1,6 +1,6 @@
 """What a CPS card shows through PKCS#11, decoded: which certificate is which, and who holds
 the card (spec/card-auth.md A3–A4). Pure functions over the objects' attribute values; the
-session that reads them is `connectors.pkcs11_card`.
+session that reads them is `connectors.pkcs11_session`.
 
 Certificates are found by their Cryptolib labels, or by key usage when the labels differ
 (nonRepudiation = signature key); the holder comes from the signature certificate's subject
