@@ -12,6 +12,7 @@ import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from bridge.jobs import Job, JobEvent, JobState
@@ -111,11 +112,136 @@ class CommitGroups(Generic[T]):
                 self._cond.notify_all()
 
 
+class WalCheckpointer:
+    """Checkpoints the queue's WAL from a daemon thread and a connection of its own, so that no
+    COMMIT on the intake path copies the WAL into the database file (and fsyncs it) itself.
+
+    Writers call `wrote()` after each COMMIT (it only sets a flag). The thread, woken by it,
+    lets writes gather for `pause` seconds, then runs a PASSIVE checkpoint: it copies committed
+    pages into the database file and fsyncs it while writers go on appending to the WAL. Once
+    the WAL holds `restart_pages` frames, the thread finishes that checkpoint holding `lock` (the
+    writers' lock): only the frames committed meanwhile are left to copy, and with everything
+    copied the next write transaction starts the WAL over from its beginning instead of making
+    it longer (SQLite restarts a WAL only then). Idle, the thread waits without a timeout.
+
+    Durability does not depend on it: a COMMIT is durable once fsync'ed in the WAL
+    (`synchronous=FULL`, the writers' connection). This connection is `synchronous=FULL` too:
+    SQLite then fsyncs the database file before it marks frames as copied, so the WAL is never
+    overwritten while the only durable copy of a page is in it. If the thread falls behind or a
+    checkpoint fails (disk full, I/O error), the writers' own automatic checkpoint, set at a
+    larger WAL size, bounds the WAL as before; a failed checkpoint is tried again after the next
+    writes. Threads only: no process, no signal (Windows).
+    """
+
+    CATCH_UP_PASSES = 3
+    CATCH_UP_FRAMES = 100
+
+    def __init__(self, path: Path, lock: threading.Lock, *, restart_pages: int,
+                 pause: float) -> None:
+        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        try:
+            self._conn.execute("PRAGMA synchronous = FULL")  # fsync the file before a restart
+            self.synchronous: int = self._conn.execute("PRAGMA synchronous").fetchone()[0]
+        except BaseException:
+            self._conn.close()
+            raise
+        self._lock = lock
+        self._restart_pages = restart_pages
+        self._pause = pause
+        self._cond = threading.Condition()
+        self._written = False
+        self._stopping = False
+        self._asked = 0  # drain() calls, and how many of them a checkpoint has answered
+        self._answered = 0
+        self._thread = threading.Thread(target=self._run, name="sqlite-wal-checkpointer",
+                                        daemon=True)
+        self._thread.start()
+
+    def wrote(self) -> None:
+        """A COMMIT put frames in the WAL: checkpoint them soon."""
+        with self._cond:
+            if not self._written:
+                self._written = True
+                self._cond.notify_all()
+
+    def drain(self) -> None:
+        """Checkpoint now (no pause) and return once every frame committed before the call was
+        copied, as far as readers allow; at once if the thread is stopped."""
+        with self._cond:
+            self._asked += 1
+            ticket = self._asked
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._answered >= ticket or self._stopping)
+
+    def stop(self) -> None:
+        """Ask the thread to end (it ends after the checkpoint it may be running)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Stop the thread and wait for it; its connection is closed. Must not be called with
+        `lock` held (the thread may be waiting for it)."""
+        self.stop()
+        self._thread.join()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            while (ticket := self._wait_for_work()) is not None:
+                # On failure the writers' own checkpoint bounds the WAL; tried after next writes.
+                with contextlib.suppress(sqlite3.Error):
+                    self._checkpoint()
+                with self._cond:
+                    self._answered = ticket
+                    self._cond.notify_all()
+        finally:
+            self._conn.close()
+
+    def _wait_for_work(self) -> int | None:
+        """The drain() calls the coming checkpoint answers, once there are writes to checkpoint
+        or a drain() waits; None when asked to stop."""
+        with self._cond:
+            self._cond.wait_for(
+                lambda: self._written or self._stopping or self._asked > self._answered)
+            if self._asked == self._answered:  # let more writes join this checkpoint
+                self._cond.wait_for(lambda: self._stopping or self._asked > self._answered,
+                                    timeout=self._pause)
+            self._written = False
+            return None if self._stopping else self._asked
+
+    def _checkpoint(self) -> None:
+        busy, frames, _ = self._passive()
+        if busy or frames < self._restart_pages:
+            return
+        # SQLite starts the WAL over only in a write transaction that began with every frame
+        # copied; a busy writer is always in one that began before the last copy. So the last
+        # frames are copied between two transactions, holding the writers' lock; first, copies
+        # without it take what was committed during the previous copy (fewer each time), so
+        # that the writers wait for the copy of a few frames only.
+        for _ in range(self.CATCH_UP_PASSES):
+            busy, after, _ = self._passive()
+            if busy or after - frames <= self.CATCH_UP_FRAMES:
+                break
+            frames = after
+        with self._lock:
+            self._passive()
+
+    def _passive(self) -> tuple[int, int, int]:
+        """(1 if another checkpoint was running, frames in the WAL, frames copied in all)."""
+        busy, frames, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(busy), int(frames), int(copied)
+
+
 class SqliteBase(BlobChecks):
     """What `SqliteStore` builds on: the write transaction, row helpers, reads."""
 
     _conn: sqlite3.Connection
     _lock: threading.Lock
+    _checkpointer: WalCheckpointer
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -130,6 +256,7 @@ class SqliteBase(BlobChecks):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+        self._checkpointer.wrote()
 
     # -- helpers (called with the lock held) -------------------------------------------------
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Self
 
 from bridge.identity_gate import PatientRecord
+from connectors.sqlite_store import WAL_AUTOCHECKPOINT_PAGES
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS patients (
@@ -36,6 +37,9 @@ class SqlitePatientRegistry:
                                      timeout=10)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
+        # The queue's file: checkpoints are the queue's business (its background checkpointer),
+        # not an inline cost of recording a patient's choice on the intake path.
+        self._conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
         self._conn.execute(_SCHEMA)
 
     def close(self) -> None:

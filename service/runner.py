@@ -173,9 +173,9 @@ async def run_bridge(
             # The patient's DMP choices first: once the job is committed the dispatcher may take
             # it at once, and an opposition stated with this very document must already count
             # (for it and for every document already waiting).
-            await asyncio.to_thread(record_patient_choices, registry, intake)
             # With its patient and author keys, so it can join a lot of the same patient.
-            result = await asyncio.to_thread(store.enqueue, with_lot_keys(intake))
+            # One hop to a worker thread for both (each hop costs as much as hashing the PDF).
+            result = await asyncio.to_thread(record_and_enqueue, registry, store, intake)
             dispatcher.wake()
             return result
 
@@ -321,6 +321,13 @@ def network_channels(config: BridgeConfig, enqueue: Callable[[Intake], Awaitable
                       max_uploads=config.http.max_concurrent_uploads)
         tasks.append(asyncio.create_task(api.run(), name="http"))
     return tasks
+
+
+def record_and_enqueue(registry: SqlitePatientRegistry, store: SqliteStore,
+                       intake: Intake) -> tuple[Job, bool]:
+    """The patient's choices, then the durable job (blocking: a worker thread's work)."""
+    record_patient_choices(registry, intake)
+    return store.enqueue(with_lot_keys(intake))
 
 
 def record_patient_choices(registry: SqlitePatientRegistry, intake: Intake) -> None:

@@ -2,7 +2,7 @@
 
 The `Store` contract (tests/store_contract.py) runs here against SQLite, followed by what only
 SQLite has: WAL pragmas, an owner-only file, one process owning every lease, group commit of
-concurrent intakes.
+concurrent intakes, WAL checkpoints in the store's own thread.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import contextlib
 import os
 import sqlite3
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -22,8 +23,9 @@ from pathlib import Path
 import pytest
 
 from bridge.jobs import Intake, Job, JobState
+from bridge.store_port import StoreError
 from connectors.sqlite_schema import MIGRATIONS
-from connectors.sqlite_store import WAL_AUTOCHECKPOINT_PAGES, SqliteStore
+from connectors.sqlite_store import WAL_AUTOCHECKPOINT_PAGES, WAL_RESTART_PAGES, SqliteStore
 from tests.store_contract import LEASE, T0, StoreContract, intake
 from tests.store_contract_lots import LotStoreContract
 
@@ -262,3 +264,119 @@ def test_in_one_group_a_repeated_document_is_one_job_and_a_bad_input_fails_alone
     assert again == first and second.id != first.id
     assert store.received() == 2
     assert store.find_by_key("key-9") is None
+
+
+# -- WAL checkpoints: in the store's own thread, not in the COMMIT of an intake ---------------
+
+FRAME = 4096 + 24  # one WAL frame: a page and its header
+BIG = 100_000  # a document of about 100 KB: ~26 pages
+
+
+def big_intake(n: int) -> Intake:
+    return intake(n, payload=b"%PDF-1.4 " + n.to_bytes(4, "big") * (BIG // 4))
+
+
+def wal_frames(db_path: Path) -> int:
+    """Frames the WAL file has room for: it is overwritten from its start after a restart,
+    never shortened, so this is the most it ever held."""
+    wal = db_path.with_name(db_path.name + "-wal")
+    return wal.stat().st_size // FRAME if wal.exists() else 0
+
+
+def test_the_checkpointer_is_durable_and_leaves_writers_only_a_backstop(
+        store: SqliteStore) -> None:
+    """Its connection is synchronous=FULL (the database file is fsync'ed before the WAL may be
+    overwritten); a writer checkpoints itself only past the backstop."""
+    assert store._checkpointer.synchronous == 2
+    assert store._checkpointer.running
+    assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] > WAL_RESTART_PAGES
+
+
+def test_committed_documents_reach_the_database_file_without_a_writer_checkpointing(
+        store: SqliteStore, db_path: Path) -> None:
+    before = db_path.stat().st_size
+    for n in range(20):  # ~700 frames, far below the writers' own checkpoint (backstop)
+        store.enqueue(big_intake(n))
+    wait_until(lambda: db_path.stat().st_size >= before + 20 * BIG,
+               "the documents copied into the database file")
+
+
+def test_the_checkpointer_keeps_the_wal_bounded_under_sustained_intake(
+        store: SqliteStore, db_path: Path) -> None:
+    """The backstop is switched off: only the thread can make the WAL start over, and it must,
+    although the writer is in a transaction nearly all the time."""
+    store._conn.execute("PRAGMA wal_autocheckpoint = 0")
+    documents = 3 * WAL_AUTOCHECKPOINT_PAGES * FRAME // BIG  # ~3 times the backstop, in frames
+    for n in range(documents):
+        store.enqueue(big_intake(n))
+    assert wal_frames(db_path) <= WAL_AUTOCHECKPOINT_PAGES
+    assert store.received() == documents
+
+
+def test_close_stops_the_checkpointer_and_closes_its_connection(
+        open_store: Callable[[], SqliteStore], db_path: Path) -> None:
+    store = open_store()
+    for n in range(5):
+        store.enqueue(big_intake(n))
+    checkpointer = store._checkpointer
+    store.close()
+    assert not checkpointer.running
+    # SQLite removes the WAL when the last connection to the file closes: none is left open.
+    assert not db_path.with_name(db_path.name + "-wal").exists()
+    store.close()  # twice is harmless
+
+
+def test_a_store_opened_on_a_newer_queue_stops_its_checkpointer(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    with raw(db_path) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version (version) VALUES (99)")
+    before = {t for t in threading.enumerate() if t.name == "sqlite-wal-checkpointer"}
+    with pytest.raises(StoreError) as refused:
+        SqliteStore.open(db_path)
+    assert refused.value.code == "STORE_TOO_NEW"
+    left = {t for t in threading.enumerate() if t.name == "sqlite-wal-checkpointer"} - before
+    assert left == set()
+
+
+CRASHING_WRITER = """
+import sys
+from datetime import UTC, datetime
+from bridge.jobs import Intake
+from connectors.sqlite_store import SqliteStore
+
+store = SqliteStore.open(sys.argv[1])
+n = 0
+while True:
+    payload = b"%PDF-1.4 " + n.to_bytes(4, "big") * 25_000
+    store.enqueue(Intake("folder", f"doc-{n}.pdf", f"key-{n}", payload, b"{}",
+                         datetime.now(UTC)))
+    print(n, flush=True)  # acknowledged: only after enqueue returned
+    n += 1
+"""
+
+
+def test_a_killed_process_loses_no_acknowledged_job(db_path: Path) -> None:
+    """The writer is killed in the middle of sustained intake (WAL restarted several times,
+    checkpoints running): every document it acknowledged is in the queue, bytes intact."""
+    db_path.parent.mkdir(parents=True)
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    acknowledged = 3 * WAL_RESTART_PAGES * FRAME // BIG
+    process = subprocess.Popen([sys.executable, "-c", CRASHING_WRITER, str(db_path)],
+                               stdout=subprocess.PIPE, env=env, cwd=root)
+    try:
+        assert process.stdout is not None
+        for expected in range(acknowledged):
+            assert process.stdout.readline() == f"{expected}\n".encode()
+    finally:
+        process.kill()  # SIGKILL (TerminateProcess on Windows): no cleanup at all
+        process.wait(timeout=30)
+        assert process.stdout is not None
+        process.stdout.close()
+    with SqliteStore.open(db_path) as store:
+        assert store.received() >= acknowledged
+        for n in range(acknowledged):
+            job = store.find_by_key(f"key-{n}")
+            assert job is not None, n
+            assert store.payload(job.id) == b"%PDF-1.4 " + n.to_bytes(4, "big") * 25_000
