@@ -1,14 +1,13 @@
 """The bridge's own web listener on 127.0.0.1: the dashboard, the card API, /metrics.
 
 One port (`[dashboard] port`) for what a person or a supervision tool on this PC looks at. It
-listens on the loopback address only; each part checks the local token itself (the dashboard
-with a login page and a session cookie, the card API with `Authorization: Bearer`), except
-/metrics, which carries counts and no health data.
+listens on the loopback address only; each part checks the local token itself: the dashboard
+with a login page and a session cookie, the card API with `Authorization: Bearer`, /metrics (counts
+only, no health data) with either.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -16,23 +15,18 @@ from aiohttp import web
 
 log = structlog.get_logger("dmp_bridge.listener")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 @dataclass
 class LocalListener:
-    """Sub-applications by prefix, and plain routes, served on 127.0.0.1:`port`."""
+    """The dashboard at "/" and sub-applications by prefix, served on 127.0.0.1:`port`."""
 
     port: int
     subapps: dict[str, web.Application] = field(default_factory=dict)
-    routes: dict[str, Handler] = field(default_factory=dict)
     root: web.Application | None = None  # the dashboard, at "/"
     _runner: web.AppRunner | None = None
 
     def build(self) -> web.Application:
         app = self.root if self.root is not None else web.Application()
-        for path, handler in self.routes.items():
-            app.router.add_get(path, handler)
         for prefix, sub in self.subapps.items():
             app.add_subapp(prefix, sub)
         return app
