@@ -54,6 +54,7 @@ from connectors.http_api_body import (
     read_submission,
 )
 from connectors.http_api_openapi import openapi_document
+from connectors.loopback_server import LoopbackServer
 from mappings.matrix import Matrix
 
 log = structlog.get_logger("dmp_bridge.http")
@@ -145,23 +146,27 @@ class HttpApi:
         self._matrix = matrix  # when given, a document kind it does not know is refused
         self._labels = dict(labels)
         self.host = host
-        self._port = port
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
         self.header_timeout = header_timeout
         self.max_uploads = max_uploads
         self._uploads = 0
         self._on_outcome = on_outcome
-        self._runner: web.AppRunner | None = None
+        # aiohttp's keep-alive timer also runs from the connection until the first request's
+        # headers are complete (then between requests): it is the header deadline.
+        self._server = LoopbackServer(host, port, keepalive_timeout=header_timeout)
         self._allowed_hosts: frozenset[str] = frozenset()
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
     def port(self) -> int:
         """The bound port (useful with port 0)."""
-        if self._runner is None or not self._runner.addresses:
-            return self._port
-        return int(self._runner.addresses[0][1])
+        return self._server.port
+
+    @property
+    def started(self) -> bool:
+        """Whether it listens."""
+        return self._server.started
 
     @property
     def uploads_in_progress(self) -> int:
@@ -181,19 +186,7 @@ class HttpApi:
         return app
 
     async def start(self) -> None:
-        # No access log: aiohttp's would write request lines and headers we do not vet.
-        # aiohttp's keep-alive timer also runs from the connection until the first request's
-        # headers are complete (then between requests): it is the header deadline.
-        runner = web.AppRunner(self._app(), access_log=None, handle_signals=False,
-                               keepalive_timeout=self.header_timeout)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self._port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
+        await self._server.start(self._app())
         port = self.port
         self._allowed_hosts = frozenset({
             f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}",
@@ -202,9 +195,7 @@ class HttpApi:
         log.info("http_listening", host=self.host, port=port)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._server.stop()
 
     async def run(self) -> None:
         """Serve until cancelled."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import structlog
 from aiohttp import web
 
+from connectors.loopback_server import LoopbackServer
+
 log = structlog.get_logger("dmp_bridge.listener")
 
 
@@ -23,7 +25,7 @@ class LocalListener:
     port: int
     subapps: dict[str, web.Application] = field(default_factory=dict)
     root: web.Application | None = None  # the dashboard, at "/"
-    _runner: web.AppRunner | None = None
+    _server: LoopbackServer | None = None
 
     def build(self) -> web.Application:
         app = self.root if self.root is not None else web.Application()
@@ -32,13 +34,11 @@ class LocalListener:
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.build(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        await site.start()
+        self._server = LoopbackServer("127.0.0.1", self.port)
+        await self._server.start(self.build())
         log.info("local_listener_started", port=self.port)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from bridge.identity_gate import Target
 from bridge.store_port import Store
+from connectors.loopback_server import LoopbackServer
 from connectors.sqlite_patients import SqlitePatientRegistry
 from service.audit_trail import AuditTrail
 from service.config import BridgeConfig
@@ -111,45 +112,32 @@ class DashboardServer:
 
     def __init__(self, app: web.Application, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self._app = app
-        self.host = host
-        self._port = port
-        self._runner: web.AppRunner | None = None
+        self._server = LoopbackServer(host, port)
 
     @property
     def app(self) -> web.Application:
         return self._app
 
     @property
+    def host(self) -> str:
+        return self._server.host
+
+    @property
     def port(self) -> int:
         """The bound port (useful with port 0)."""
-        if self._runner is None or not self._runner.addresses:
-            return self._port
-        return int(self._runner.addresses[0][1])
+        return self._server.port
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
     async def start(self) -> None:
-        runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.host, self._port).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
+        await self._server.start(self._app)
         log.info("dashboard_listening", host=self.host, port=self.port)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._server.stop()
 
     async def run(self) -> None:
         """Serve until cancelled."""
-        await self.start()
-        try:
-            await asyncio.Future()
-        finally:
-            await self.stop()
+        await self._server.serve(self._app)

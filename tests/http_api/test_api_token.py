@@ -61,7 +61,7 @@ async def test_run_serves_until_cancelled(store: SqliteStore) -> None:
                   token=TOKEN, matrix=None, labels=STATE_LABELS, port=port)
     task = asyncio.create_task(api.run())
     for _ in range(100):
-        if api._runner is not None:
+        if api.started:
             break
         await asyncio.sleep(0.01)
     _reader, writer = await asyncio.open_connection("127.0.0.1", port)
