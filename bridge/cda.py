@@ -1,4 +1,11 @@
-"""Build the CDA R2 level 1 document ("structuration minimale") that wraps a PDF for the DMP.
+"""Build the CDA R2 level 1 document ("structuration minimale") that wraps a PDF — or a plain
+text — for the DMP.
+
+The body is `nonXMLBody/text` in base64 (IHE XDS-SD): `application/pdf` for a PDF, `text/plain`
+(UTF-8) for a text, and the document's formatCode names which (JDV_J60 has both XDS-SD codes,
+`urn:ihe:iti:xds-sd:pdf:2008` and `urn:ihe:iti:xds-sd:text:2008`): the media type is read from
+the formatCode, so the metadata and the body can never disagree. `check_text_body` says whether
+bytes can be such a text body.
 
 The header follows spec/dmp-protocol.md §4.1, the shape of the ANS reference example
 DOC_NON_STRUCTURE_CDA-R2-N1.xml and the asserts of the ANS schematron
@@ -13,6 +20,7 @@ import base64
 
 from lxml import etree
 
+from bridge.classify import FORMAT_TEXT
 from bridge.domain import (
     OID_AUTHOR_SPECIALTY,
     OID_LOINC,
@@ -24,6 +32,7 @@ from bridge.domain import (
     Patient,
     Sex,
 )
+from bridge.errors import IntakeRejected
 from bridge.xds_formats import cda_ts, hl7_date
 
 NS_HL7 = "urn:hl7-org:v3"
@@ -40,6 +49,53 @@ LANGUAGE_CODE = "fr-FR"
 _GENDER_DISPLAY = {Sex.F: "Féminin", Sex.M: "Masculin", Sex.U: "Inconnu"}
 
 _XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+MEDIA_TYPE_PDF = "application/pdf"
+MEDIA_TYPE_TEXT = "text/plain"
+# formatCode (JDV_J60) → media type of the nonXMLBody; any other formatCode: a PDF.
+_MEDIA_TYPE_OF_FORMAT = {FORMAT_TEXT: MEDIA_TYPE_TEXT}
+
+# A letter of a few pages is a few kilobytes; 1 MiB of text is several hundred pages.
+MAX_TEXT_BYTES = 1024 * 1024
+# Plain text has no control characters but tab, line feed, form feed and carriage return.
+_CONTROL = frozenset(chr(c) for c in (*range(0x00, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F))
+
+
+def body_media_type(format_code: str) -> str:
+    """The nonXMLBody mediaType of a document of this formatCode."""
+    return _MEDIA_TYPE_OF_FORMAT.get(format_code, MEDIA_TYPE_PDF)
+
+
+def _text_refused(file_name: str, problem: str, code: str) -> IntakeRejected:
+    return IntakeRejected(
+        f"Le texte du document {file_name} ne peut pas être envoyé au DMP : {problem}. "
+        "Rien n'a été envoyé.", code=code, event=code.lower())
+
+
+def check_text_body(data: bytes, *, file_name: str) -> None:
+    """Raise IntakeRejected unless `data` is a plain text in UTF-8 an N1 can carry."""
+    if len(data) > MAX_TEXT_BYTES:
+        raise _text_refused(
+            file_name, f"il dépasse {MAX_TEXT_BYTES // 1024} Ko, la taille maximale d'un "
+            "document en texte seul. Exportez ce document en PDF", "TEXT_TOO_LARGE")
+    if data.startswith(b"%PDF-"):
+        raise _text_refused(
+            file_name, "c'est un PDF, pas un texte. Envoyez-le comme PDF (format du contenu "
+            "« pdf » dans sa fiche)", "TEXT_IS_PDF")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _text_refused(
+            file_name, f"il n'est pas encodé en UTF-8 (octet invalide à la position "
+            f"{exc.start}). Réexportez-le en UTF-8 depuis le logiciel", "TEXT_NOT_UTF8",
+        ) from None
+    if not text.removeprefix("\ufeff").strip():
+        raise _text_refused(file_name, "il est vide. Réexportez le document depuis le "
+                                       "logiciel", "TEXT_EMPTY")
+    if not _CONTROL.isdisjoint(text):
+        raise _text_refused(
+            file_name, "il contient des caractères de contrôle : ce n'est pas un texte brut. "
+            "Exportez ce document en PDF", "TEXT_NOT_PLAIN")
 
 
 def _sub(
@@ -222,13 +278,16 @@ def build_cda_element(doc: ClinicalDocument) -> etree._Element:
     _sub(
         body,
         "text",
-        {"mediaType": "application/pdf", "representation": "B64"},
+        {"mediaType": body_media_type(doc.codes.format_code.code), "representation": "B64"},
         base64.b64encode(doc.pdf).decode("ascii"),
     )
     return root
 
 
 def build_cda(doc: ClinicalDocument) -> bytes:
-    """The CDA R2 N1 bytes (UTF-8, with an XML declaration) wrapping `doc.pdf` in base64."""
+    """The CDA R2 N1 bytes (UTF-8, with an XML declaration) wrapping `doc.pdf` in base64.
+
+    `doc.pdf` is the document's body: a PDF, or a UTF-8 text when its formatCode is the text
+    one (`body_media_type`)."""
     body: bytes = etree.tostring(build_cda_element(doc), encoding="UTF-8")
     return _XML_DECLARATION + body

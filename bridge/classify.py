@@ -27,6 +27,9 @@ from mappings.matrix import Matrix, MatrixRow
 from mappings.valuesets import VS, class_of, load_value_set
 
 FORMAT_PDF = "urn:ihe:iti:xds-sd:pdf:2008"
+# The N1 of a plain text body (IHE XDS-SD, JDV_J60 « Document à corps non structuré en texte
+# brut »): what a matrix row's PDF format becomes when the document is a text.
+FORMAT_TEXT = "urn:ihe:iti:xds-sd:text:2008"
 
 
 @dataclass(frozen=True)
@@ -89,9 +92,33 @@ def _visibility_rank(flag: str) -> tuple[int, str]:
             flag)
 
 
+def _format(row: MatrixRow, text_body: bool) -> tuple[Coded, str]:
+    """The row's formatCode (a text body turns its PDF format into the text one), and why.
+
+    A row with another format (a DICOM manifest…) cannot carry a text; a structured one is held
+    by the caller (STRUCTURED_REQUIRED), as a PDF of it would be."""
+    if text_body and row.format_code == FORMAT_PDF:
+        return (_concept(VS.FORMAT_CODE, FORMAT_TEXT, None, "de format"),
+                f"formatCode {FORMAT_TEXT} ← ligne {row.id} (document en texte brut, pas en PDF)")
+    if text_body and not row.structured_required:
+        raise MappingRejected(
+            f"Un document « {row.label} » ne peut pas être envoyé au DMP en texte brut : la "
+            f"matrice d'alimentation prévoit le format {row.format_code} (ligne {row.id}). "
+            "Envoyez-le dans ce format depuis le logiciel.",
+            code="TEXT_FORMAT_UNSUPPORTED", event="text_format_unsupported")
+    format_code = (Coded(row.format_code, row.format_code, "1.3.6.1.4.1.19376.1.2.3")
+                   if "format" in row.outside_value_sets
+                   else _concept(VS.FORMAT_CODE, row.format_code, None, "de format"))
+    return format_code, f"formatCode {format_code.code} ← ligne {row.id}"
+
+
 def resolve(matrix: Matrix, author: Author, *, kind: str, is_pdf: bool = True,
-            source_confirm: bool = False, source_visibility: Sequence[str] = ()) -> Resolution:
-    """Apply the matrix; raise MappingRejected (the input is refused) when nothing fits."""
+            source_confirm: bool = False, source_visibility: Sequence[str] = (),
+            text_body: bool = False) -> Resolution:
+    """Apply the matrix; raise MappingRejected (the input is refused) when nothing fits.
+
+    `text_body`: the document is a plain text (sidecar `body_format` "text"), wrapped in an N1
+    like a PDF: a row's PDF formatCode becomes the text one."""
     category_key, row = find_row(matrix, author, kind)
     category = matrix.categories[category_key]
     trace = [f"catégorie {category_key} ({category.label_fr}) : profession "
@@ -120,9 +147,7 @@ def resolve(matrix: Matrix, author: Author, *, kind: str, is_pdf: bool = True,
             f"Aucune classe connue pour le type {row.type_code} (ligne {row.id}).",
             code="MATRIX_NO_CLASS", event="matrix_no_class")
 
-    format_code = (Coded(row.format_code, row.format_code, "1.3.6.1.4.1.19376.1.2.3")
-                   if "format" in row.outside_value_sets
-                   else _concept(VS.FORMAT_CODE, row.format_code, None, "de format"))
+    format_code, format_why = _format(row, text_body)
     setting_code = row.practice_setting or category.default_practice_setting
     setting = _concept(VS.PRACTICE_SETTING, setting_code, OID_PRACTICE_SETTING, "de cadre")
     facility_code = row.facility_type or author.sector_code or category.default_facility_type
@@ -137,7 +162,7 @@ def resolve(matrix: Matrix, author: Author, *, kind: str, is_pdf: bool = True,
                        for flag in flags)
     events = tuple(Coded(code, display, system) for code, display, system in row.event_codes)
     trace += [
-        f"formatCode {format_code.code} ← ligne {row.id}",
+        format_why,
         f"practiceSettingCode {setting.code} ← "
         + ("ligne" if row.practice_setting else f"catégorie {category_key}"),
         f"healthcareFacilityTypeCode {facility.code} « {facility.display} » ← "
@@ -152,8 +177,9 @@ def resolve(matrix: Matrix, author: Author, *, kind: str, is_pdf: bool = True,
         holds.append(Hold(
             "STRUCTURED_REQUIRED",
             f"Le DMP exige ce document ({row.label}) au format structuré ({row.format_code}), "
-            "pas en PDF. Produisez-le avec le module dédié du logiciel (par exemple la note de "
-            "vaccination VAC-NOTE), puis annulez cet envoi (dmp-bridge cancel)."))
+            f"pas en {'texte brut' if text_body else 'PDF'}. Produisez-le avec le module dédié "
+            "du logiciel (par exemple la note de vaccination VAC-NOTE), puis annulez cet envoi "
+            "(dmp-bridge cancel)."))
     if row.confirm_with_patient or source_confirm:
         why = "la matrice d'alimentation le demande" if row.confirm_with_patient else (
             "le logiciel l'a demandé")

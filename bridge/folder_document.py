@@ -4,6 +4,7 @@ files alone, before they are queued — so a bad pair goes back to the practice 
 
 from __future__ import annotations
 
+from bridge.cda import check_text_body
 from bridge.classify import find_row
 from bridge.pdf import check_pdf
 from bridge.sidecar import DocumentRequest, parse_sidecar
@@ -18,8 +19,11 @@ def accept_pair(pdf: bytes, sidecar: bytes, *, pdf_name: str, sidecar_name: str,
     identity gate is not applied here: an unqualified identity is queued and held, visibly, so
     the practice sees it waiting rather than bounced.
     """
-    check_pdf(pdf, file_name=pdf_name)
     request = parse_sidecar(sidecar, file_name=sidecar_name)
+    if request.body_format == "text":  # the sidecar says the "PDF" is a plain-text body
+        check_text_body(pdf, file_name=pdf_name)
+    else:
+        check_pdf(pdf, file_name=pdf_name)
     if matrix is not None:
         find_row(matrix, request.author, request.kind)
     return request

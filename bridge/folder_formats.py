@@ -1,9 +1,11 @@
 """Which format a file dropped in an export folder is, and what the queue gets from it.
 
 Every format ends as what the PDF + JSON pair already gives (`FolderDocument`): the payload (a
-PDF, wrapped in a CDA N1 by the dispatcher, or a CDA sent as it is: bridge.cda_passthrough) and
-a sidecar in the bridge.sidecar format, checked by `parse_sidecar` and the feeding matrix like
-any pair. Formats and where their metadata comes from:
+PDF, wrapped in a CDA N1 by the dispatcher, or a CDA sent as it is: bridge.cda_passthrough, or
+the text of an HPRIM Net letter that comes without PDF, wrapped in an N1 as a text/plain body:
+sidecar `document.body_format` "text") and a sidecar in the bridge.sidecar format, checked by
+`parse_sidecar` and the feeding matrix like any pair. Formats and where their metadata comes
+from:
 
 | format | files | patient | author | kind |
 |---|---|---|---|---|
@@ -11,7 +13,7 @@ any pair. Formats and where their metadata comes from:
 | CDA R2 N1/N3 | `.xml` | recordTarget; status: the folder's profile | author | code |
 | IHE XDM | `.zip` (METADATA.XML + CDA documents) | each CDA | each CDA | each CDA |
 | HPRIM Santé 2.x | `.hpr`… + the PDF an OBX FIC names (or same name) | P | profile | profile |
-| HPRIM Net | `.hpm`, `.hpr`… + `NAME.pdf` | 12-line header | profile | profile |
+| HPRIM Net | `.hpm`, `.hpr`… + `NAME.pdf`, or alone (text) | 12-line header | profile | profile |
 
 HL7 v2 has no field for the author's activity sector (SA07, SA08, SA33 officine…): for a `.hl7`
 file it is the embedded CDA's, else the folder profile's `author.sector` when the profile gives
@@ -38,6 +40,7 @@ from enum import StrEnum
 from pathlib import PurePath
 from typing import Any
 
+from bridge.cda import check_text_body
 from bridge.cda_header import CdaHeader, read_cda_header
 from bridge.cda_passthrough import passthrough_codes, passthrough_document
 from bridge.classify import find_row, resolve
@@ -54,7 +57,7 @@ from bridge.hprim import (
     parse_hprim_sante,
 )
 from bridge.pdf import check_pdf
-from bridge.sidecar import DocumentRequest, parse_sidecar
+from bridge.sidecar import BodyFormat, DocumentRequest, parse_sidecar
 from bridge.xdm import read_xdm
 from mappings.matrix import Matrix
 
@@ -106,7 +109,7 @@ class FolderProfile:
 class FolderDocument:
     """One document for the queue: the same two things a PDF + JSON pair gives."""
 
-    payload: bytes = field(repr=False)  # a PDF, or a CDA sent as it is
+    payload: bytes = field(repr=False)  # a PDF, a CDA sent as it is, or a UTF-8 text
     metadata: bytes = field(repr=False)  # the sidecar JSON (bridge.sidecar format)
     request: DocumentRequest = field(repr=False)
     label: str  # which part of the file set (file or archive member name); no health data
@@ -406,6 +409,38 @@ def _net_sidecar(name: str, letter: HprimNetLetter, profile: FolderProfile) -> d
                          "date": _aware(when)}}
 
 
+@dataclass(frozen=True)
+class LetterBody:
+    """What an HPRIM Net letter sends: the PDF of the same name, else the letter's own text."""
+
+    body_format: BodyFormat
+    payload: bytes = field(repr=False)
+    label: str  # the PDF's file name, or the letter's
+
+
+def _letter_text(name: str, letter: HprimNetLetter) -> LetterBody:
+    """The letter's own text as its body (no PDF came with it)."""
+    if not letter.text_only:
+        raise _refuse(
+            f"Le fichier {name} contient des résultats codés ({len(letter.results)} ligne(s) "
+            "RES) sans le PDF du compte rendu : son texte seul ne les montrerait pas. Déposez "
+            f"le compte rendu en PDF à côté ({PurePath(name).stem}.pdf).",
+            "HPRIM_RESULTS_NEED_PDF")
+    payload = letter.text_body()
+    check_text_body(payload, file_name=name)
+    return LetterBody("text", payload, name)
+
+
+def hprim_net_body(name: str, letter: HprimNetLetter,
+                   companions: Mapping[str, bytes]) -> LetterBody:
+    """The body of the letter `name`; a BridgeError (French reason) when it has none to send.
+
+    A letter without PDF goes as its text (UTF-8, text/plain), unless it carries coded results:
+    its text alone would leave them out, so the PDF of the report is asked for."""
+    pdf = _one_pdf(name, (), f"{PurePath(name).stem}.pdf", companions, "HPRIM Net")
+    return LetterBody("pdf", pdf[1], pdf[0]) if pdf is not None else _letter_text(name, letter)
+
+
 def _from_hprim(fmt: FolderFormat, name: str, data: bytes, companions: Mapping[str, bytes], *,
                 profile: FolderProfile, matrix: Matrix | None) -> FolderDocument:
     own_pdf = f"{PurePath(name).stem}.pdf"
@@ -413,18 +448,24 @@ def _from_hprim(fmt: FolderFormat, name: str, data: bytes, companions: Mapping[s
         parsed = parse_hprim_sante(data, file_name=name)
         pdf = _one_pdf(name, parsed.files, own_pdf, companions, "HPRIM Santé")
         sidecar = _sante_sidecar(name, parsed, profile)
+        if pdf is None:
+            raise _refuse(
+                f"Le fichier {name} est un résultat HPRIM Santé sans PDF : ses résultats codés "
+                "seuls ne font pas un document lisible dans le DMP. Déposez le compte rendu en "
+                f"PDF à côté ({own_pdf}).", "HPRIM_TEXT_ONLY")
+        body = LetterBody("pdf", pdf[1], pdf[0])
     else:
         letter = parse_hprim_net(data, file_name=name)
         pdf = _one_pdf(name, (), own_pdf, companions, "HPRIM Net")
+        # The identity first: HPRIM carries no identity status, so every letter stops there
+        # today, whatever its body.
         sidecar = _net_sidecar(name, letter, profile)
-    if pdf is None:
-        raise _refuse(
-            f"Le fichier {name} est une lettre ou un résultat en texte seul, sans PDF : "
-            "dmp-bridge n'envoie pas encore au DMP un document en texte seul. Déposez le "
-            f"compte rendu en PDF à côté ({own_pdf}).", "HPRIM_TEXT_ONLY")
+        body = LetterBody("pdf", pdf[1], pdf[0]) if pdf is not None else _letter_text(name, letter)
+    if body.body_format != "pdf":
+        sidecar["document"]["body_format"] = body.body_format
     metadata, request = _checked(sidecar, file_name=name, matrix=matrix,
                                  kind_where=f"« {sidecar['document']['kind']} »")
-    return FolderDocument(pdf[1], metadata, request, pdf[0])
+    return FolderDocument(body.payload, metadata, request, body.label)
 
 
 # ---------------------------------------------------------------------------------- the entry

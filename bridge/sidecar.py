@@ -8,11 +8,15 @@ Format (keys in English, values as the practice software has them):
                   "given_names": ["Marie", "Louise"], "used_family_name": null,
                   "birth_date": "1979-03-28", "sex": "F", "birthplace_code": "51215"},
       "document": {"kind": "CR soins infirmiers", "title": "Soins du 21/11",
-                   "date": "2026-11-21T09:30:00+01:00"},
+                   "date": "2026-11-21T09:30:00+01:00", "body_format": "pdf"},
       "author": {"rpps": "10101010101", "family_name": "MARTIN", "given_name": "Claire",
                  "profession": "60", "specialty": null, "structure_id": "499700366240007",
                  "structure_name": "Cabinet infirmier des Lilas", "sector": "SA07"}
     }
+
+`document.body_format` says what the payload is: "pdf" (the default) or "text", a plain text in
+UTF-8 (an HPRIM Net letter without PDF), which the CDA N1 carries as a text/plain body
+(bridge.cda) with the formatCode of a text body (bridge.classify).
 
 pydantic checks the shape at this border; every problem becomes one French sentence that names
 the key, says what is wrong and what to do.
@@ -34,6 +38,9 @@ from mappings.professions import default_specialty
 from mappings.valuesets import VS, load_value_set
 
 MAX_SIDECAR_BYTES = 64 * 1024
+
+# What the job's payload is: a PDF, or a plain text in UTF-8 (bridge.cda wraps either in an N1).
+BodyFormat = Literal["pdf", "text"]
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
 
@@ -67,6 +74,7 @@ class DocumentIn(_Strict):
     # Restrictions the professional asks for (TRE_A07), on top of what the matrix row sets.
     visibility: list[Literal["MASQUE_PS", "INVISIBLE_PATIENT",
                              "INVISIBLE_REPRESENTANTS_LEGAUX"]] = Field(default_factory=list)
+    body_format: BodyFormat = "pdf"
 
 
 class AuthorIn(_Strict):
@@ -90,7 +98,8 @@ class SidecarIn(_Strict):
 
 @dataclass(frozen=True)
 class DocumentRequest:
-    """What the source asks for: send this PDF, of this kind, for this patient, by this author."""
+    """What the source asks for: send this PDF (or this text, `body_format` "text"), of this
+    kind, for this patient, by this author."""
 
     patient: Patient
     author: Author
@@ -101,6 +110,7 @@ class DocumentRequest:
     visibility: tuple[str, ...] = ()
     feeding_opposition: bool | None = None
     consultation_consent_date: dt.date | None = None
+    body_format: BodyFormat = "pdf"
 
 
 _FIELD_FR = {
@@ -131,6 +141,7 @@ _FIELD_FR = {
     "consultation_consent_date": "date du consentement à la consultation",
     "confirm_with_patient": "à confirmer avec le patient",
     "visibility": "restrictions de visibilité",
+    "body_format": "format du contenu (pdf ou text)",
 }
 
 
@@ -296,4 +307,5 @@ def _to_request(s: SidecarIn, file_name: str) -> DocumentRequest:
         visibility=tuple(dict.fromkeys(s.document.visibility)),
         feeding_opposition=s.patient.feeding_opposition,
         consultation_consent_date=s.patient.consultation_consent_date,
+        body_format=s.document.body_format,
     )

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bridge.card_port import CardError
+from bridge.cda import check_text_body
 from bridge.cda_header import CdaHeader
 from bridge.cda_passthrough import (
     build_passthrough_package,
@@ -64,7 +65,9 @@ class Member:
     job: Job
     request: DocumentRequest
     codes: DocumentCodes
-    pdf: bytes | None = field(default=None, repr=False)  # read only when it must be packaged
+    # The payload, read only when it must be packaged: a PDF, a received CDA, or a UTF-8 text
+    # (sidecar body_format "text": wrapped in the N1 as it is, as a text/plain body).
+    pdf: bytes | None = field(default=None, repr=False)
     # The header of a received CDA sent as it is (the payload is that CDA): it always goes alone.
     cda: CdaHeader | None = field(default=None, repr=False)
 
@@ -154,7 +157,8 @@ class LotAssembler:
         resolution = resolve(self._gate.matrix, request.author, kind=request.kind,
                              source_confirm=request.confirm_with_patient,
                              source_visibility=request.visibility,
-                             is_pdf=cda is None or cda.level == 1)
+                             is_pdf=cda is None or cda.level == 1,
+                             text_body=request.body_format == "text")
         holds = list(resolution.holds)
         if any(h.code == "CONFIRM_WITH_PATIENT" for h in holds):
             events = await asyncio.to_thread(self._store.events, job.id)
@@ -170,9 +174,14 @@ class LotAssembler:
         try:
             request = await self.request(job)
             pdf = await asyncio.to_thread(self._store.payload, job.id) if with_pdf else None
-            source = pdf if pdf is not None else stored_cda
-            cda = None if source is None else await asyncio.to_thread(
-                read_passthrough_header, source, request, file_name=job.source_ref)
+            cda = None
+            if request.body_format == "text":
+                # A text is wrapped as it is: never read as a CDA, checked as a text instead.
+                if pdf is not None:
+                    check_text_body(pdf, file_name=job.source_ref)
+            elif (source := pdf if pdf is not None else stored_cda) is not None:
+                cda = await asyncio.to_thread(
+                    read_passthrough_header, source, request, file_name=job.source_ref)
             codes = await self._check(job, request, cda)
         except BridgeError as exc:
             return stop_decision(exc)

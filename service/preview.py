@@ -1,7 +1,8 @@
 """`dmp-bridge preview PATH`: what would be sent for this input, and why — nothing is sent.
 
 For a PDF + sidecar pair, a CDA file, an HL7 v2 message file, an IHE XDM archive and HPRIM
-files (Santé with the PDF it names, Net with the PDF of the same name): every metadata field,
+files (Santé with the PDF it names, Net with the PDF of the same name or, without one, its own
+text as a text/plain body): every metadata field,
 the matrix row and the value-set entries that chose it, and the reason it would be held or
 refused, if any. The folder's profile ([[intake.profiles]]) is applied as the intake applies it.
 """
@@ -11,20 +12,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from bridge.cda import MAX_TEXT_BYTES, body_media_type, check_text_body
 from bridge.cda_header import read_cda_header
-from bridge.classify import Resolution, resolve
+from bridge.classify import FORMAT_TEXT, Resolution, resolve
 from bridge.domain import Author, DocumentCodes, IdentityStatus, Patient
 from bridge.errors import BridgeError
 from bridge.folder_formats import (
+    FolderDocument,
     FolderFormat,
     FolderProfile,
     companion_names,
+    hprim_net_body,
     primary_format,
     read_file_set,
 )
 from bridge.hl7v2.errors import HL7Rejected
 from bridge.hl7v2.message import parse_message
 from bridge.hl7v2.people import DEFAULT_SECTOR
+from bridge.hprim import parse_hprim_net
 from bridge.identity_gate import Target, check_identity
 from bridge.pdf import check_pdf
 from bridge.sidecar import DocumentRequest, parse_sidecar
@@ -100,7 +105,8 @@ def _judge_request(request: DocumentRequest, matrix: Matrix, target: Target,
     try:
         resolution = resolve(matrix, request.author, kind=request.kind, is_pdf=is_pdf,
                              source_confirm=request.confirm_with_patient,
-                             source_visibility=request.visibility)
+                             source_visibility=request.visibility,
+                             text_body=request.body_format == "text")
     except BridgeError as exc:
         blocked.append(exc.message_fr)
         return None
@@ -115,8 +121,12 @@ def preview_pair(path: Path, matrix: Matrix, target: Target) -> Preview:
     lines = [f"Aperçu de {pdf_path.name} + {sidecar_path.name}"]
     blocked: list[str] = []
     try:
-        check_pdf(pdf_path.read_bytes(), file_name=pdf_path.name)
+        payload = pdf_path.read_bytes()
         request = parse_sidecar(sidecar_path.read_bytes(), file_name=sidecar_path.name)
+        if request.body_format == "text":  # as the dispatcher checks it
+            check_text_body(payload, file_name=pdf_path.name)
+        else:
+            check_pdf(payload, file_name=pdf_path.name)
     except OSError as exc:
         return _verdict(lines, None, [f"Fichier illisible : {exc.strerror} ({exc.filename})."])
     except BridgeError as exc:
@@ -223,6 +233,34 @@ def profile_for(config: BridgeConfig, path: Path) -> FolderProfile:
     return FolderProfile(hl7_author_sector=config.mllp.author_sector)
 
 
+def _text_lines(size: int) -> list[str]:
+    """What a text body becomes in the CDA N1."""
+    return [f"  contenu             texte brut (UTF-8, {size} octets ; au plus "
+            f"{MAX_TEXT_BYTES // 1024} Ko)",
+            f"  corps du CDA N1     nonXMLBody/text mediaType {body_media_type(FORMAT_TEXT)} "
+            "(base64)"]
+
+
+def _content_lines(document: FolderDocument) -> list[str]:
+    if document.request.body_format == "text":
+        return _text_lines(len(document.payload))
+    is_pdf = document.payload.startswith(b"%PDF-")
+    return [f"  contenu             {'PDF' if is_pdf else 'CDA transmis tel quel'}"]
+
+
+def _letter_lines(name: str, data: bytes, companions: dict[str, bytes]) -> list[str]:
+    """The body an HPRIM Net letter would send (its PDF, or its text), or why it has none."""
+    try:
+        body = hprim_net_body(name, parse_hprim_net(data, file_name=name), companions)
+    except BridgeError as exc:
+        return [f"Contenu de la lettre : aucun — {exc.message_fr}"]
+    if body.body_format == "text":
+        return ["Contenu de la lettre (sans PDF, envoyée comme texte) :",
+                *_text_lines(len(body.payload)),
+                f"  formatCode          {FORMAT_TEXT} (JDV_J60 : texte brut, à la place du PDF)"]
+    return [f"Contenu de la lettre : le PDF {body.label}"]
+
+
 def preview_file_set(path: Path, fmt: FolderFormat, matrix: Matrix, target: Target,
                      profile: FolderProfile) -> Preview:
     """An XDM archive or an HPRIM file (with its PDF), read as the folder intake reads it."""
@@ -240,13 +278,16 @@ def preview_file_set(path: Path, fmt: FolderFormat, matrix: Matrix, target: Targ
         documents = read_file_set(fmt, path.name, data, companions, profile=profile,
                                   matrix=matrix)
     except BridgeError as exc:
+        # Refused (its identity, today, for any HPRIM file): still say what a letter would send.
+        if fmt is FolderFormat.HPRIM_NET:
+            lines += _letter_lines(path.name, data, companions)
         return _verdict(lines, None, [exc.message_fr])
     blocked: list[str] = []
     resolution = None
     for document in documents:
         lines.append(f"Document {document.label} :")
-        is_pdf = document.payload.startswith(b"%PDF-")
-        lines.append(f"  contenu             {'PDF' if is_pdf else 'CDA transmis tel quel'}")
+        lines += _content_lines(document)
+        is_pdf = document.request.body_format == "text" or document.payload.startswith(b"%PDF-")
         resolution = _judge_request(document.request, matrix, target, lines, blocked,
                                     is_pdf=is_pdf)
     return _verdict(lines, resolution, blocked)

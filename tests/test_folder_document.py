@@ -48,3 +48,20 @@ def test_without_a_matrix_only_the_files_are_checked() -> None:
     request = accept_pair(PDF, sidecar("n'importe quoi"), pdf_name="a.pdf",
                           sidecar_name="a.json", matrix=None)
     assert request.kind == "n'importe quoi"
+
+
+def text_sidecar() -> bytes:
+    data = json.loads(sidecar("CR soins infirmiers"))
+    data["document"]["body_format"] = "text"
+    return json.dumps(data).encode()
+
+
+def test_a_pair_declaring_a_text_body_is_checked_as_text_at_intake() -> None:
+    letter = b"Compte rendu de passage.\r\nPansement refait, cicatrice propre.\r\n"
+    request = accept_pair(letter, text_sidecar(), pdf_name="a.txt", sidecar_name="a.json",
+                          matrix=MATRIX)
+    assert request.body_format == "text"
+    with pytest.raises(BridgeError) as caught:  # a PDF is not a text body: refused now,
+        accept_pair(PDF, text_sidecar(), pdf_name="a.pdf", sidecar_name="a.json",  # not later
+                    matrix=MATRIX)
+    assert caught.value.code == "TEXT_IS_PDF"

@@ -61,6 +61,17 @@ class HprimNetLetter:
     results: tuple[HprimNetResult, ...]
     complete: bool  # ****FINFICHIER**** was present
 
+    @property
+    def text_only(self) -> bool:
+        """A letter with no coded results: its text is the whole document."""
+        return not self.results
+
+    def text_body(self) -> bytes:
+        """The letter's text as a text/plain document body: UTF-8, lines ended by CRLF (the
+        canonical form of text/plain, RFC 2046), whatever the file's charset and line ends. A
+        DOS end-of-file mark (Ctrl-Z) that old software leaves at the end is not text."""
+        return "\r\n".join(split_lines(self.text.rstrip("\x1a").rstrip())).encode("utf-8")
+
 
 def _refuse(file_name: str, problem: str, code: str = "HPRIM_MALFORMED") -> IntakeRejected:
     return IntakeRejected(

@@ -92,7 +92,8 @@ def _codes(ctx: Dashboard, doc: DocumentSummary) -> list[tuple[str, object]]:
     try:
         resolution = resolve(ctx.matrix, request.author, kind=request.kind,
                              source_confirm=request.confirm_with_patient,
-                             source_visibility=request.visibility)
+                             source_visibility=request.visibility,
+                             text_body=request.body_format == "text")
     except BridgeError as exc:
         return [("Matrice", exc.message_fr)]
     codes = resolution.codes
