@@ -66,8 +66,25 @@ class IllegalTransition(BridgeError):
         self.new = new
 
 
-def check_transition(old: JobState, new: JobState) -> None:
-    """Raise `IllegalTransition` unless `old → new` is in `ALLOWED_TRANSITIONS`."""
+class StateChanged(BridgeError):
+    """The job is no longer in the state the caller read (someone else moved it meanwhile);
+    nothing was changed."""
+
+    code = "STATE_CHANGED"
+    event = "job_state_changed"
+
+    def __init__(self, expected: JobState, found: JobState) -> None:
+        super().__init__(f"Le document a changé d'état entre-temps ({expected} → {found}) : "
+                         "rien n'a été fait.")
+        self.expected = expected
+        self.found = found
+
+
+def check_transition(old: JobState, new: JobState, *, expected: JobState | None = None) -> None:
+    """Raise `StateChanged` when `expected` is given and `old` is not it, and
+    `IllegalTransition` unless `old → new` is in `ALLOWED_TRANSITIONS`."""
+    if expected is not None and old is not expected:
+        raise StateChanged(expected, old)
     if new not in ALLOWED_TRANSITIONS[old]:
         raise IllegalTransition(old, new)
 

@@ -159,8 +159,13 @@ class Store(Protocol):
         next_attempt_at: datetime | None = None,
         count_attempt: bool = False,
         lease: timedelta | None = None,
+        expected: JobState | None = None,
     ) -> Job:
-        """The one way to change a job's state (checked by `check_transition`, journaled)."""
+        """The one way to change a job's state (checked by `check_transition`, journaled).
+
+        `expected`: the state the caller read; if the job has moved since (another worker, the
+        service while a person acts), StateChanged is raised and nothing changes — checked in
+        the same transaction as the change."""
         ...
 
     def recover_on_start(self, now: datetime) -> int:

@@ -44,7 +44,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from bridge.jobs import Intake, Job, JobState
+from bridge.jobs import Intake, Job, JobState, StateChanged
 from bridge.store_port import JobNotActive, StoreError, UnknownJob
 from connectors.postgres_base import PostgresBase
 from connectors.postgres_schema import MIGRATIONS, SCHEMA_VERSION, aware, job_from_row
@@ -362,6 +362,7 @@ class PostgresStore(PostgresBase):
         next_attempt_at: datetime | None = None,
         count_attempt: bool = False,
         lease: timedelta | None = None,
+        expected: JobState | None = None,
     ) -> Job:
         at = aware(now)
         if new is JobState.DEFERRED and next_attempt_at is None:
@@ -370,6 +371,8 @@ class PostgresStore(PostgresBase):
             raise ValueError("an active job needs a lease")
         with self._tx() as cur:
             old = self._locked_state(cur, job_id)
+            if expected is not None and old is not expected:
+                raise StateChanged(expected, old)
             job = self._move(
                 cur,
                 job_id,

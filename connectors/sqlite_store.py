@@ -368,6 +368,7 @@ class SqliteStore(SqliteBase):
         next_attempt_at: datetime | None = None,
         count_attempt: bool = False,
         lease: timedelta | None = None,
+        expected: JobState | None = None,
     ) -> Job:
         at = to_text(now)
         if new is JobState.DEFERRED and next_attempt_at is None:
@@ -376,7 +377,7 @@ class SqliteStore(SqliteBase):
             raise ValueError("an active job needs a lease")
         with self._write() as conn:
             old = JobState(self._row(conn, job_id)["state"])
-            check_transition(old, new)  # raises before anything is written
+            check_transition(old, new, expected=expected)  # raises before anything is written
             if new is JobState.ACTIVE:
                 assert lease is not None
                 self._activate(conn, job_id, old, at, to_text(now + lease))

@@ -156,9 +156,14 @@ def _act(store: Store, job_id: int, job: Job | None, action: Action, *,
             # (the path of a restart). The lease is the dispatcher's guard: while it is ours,
             # no worker can claim the job.
             store.transition(job.id, JobState.ACTIVE, code=rule.code, message_fr=rule.message_fr,
-                             now=now, lease=RETRY_LEASE)
+                             now=now, lease=RETRY_LEASE, expected=rule.start)
+            expected = JobState.ACTIVE
+        else:
+            expected = rule.start
+        # Checked in the same transaction: if the service took the job since we read it (a
+        # release, then a claim), nothing changes and the person is told.
         updated = store.transition(job.id, rule.end, code=rule.code, message_fr=rule.message_fr,
-                                   now=now)
+                                   now=now, expected=expected)
     except BridgeError as exc:
         message = (f"{exc.message_fr} Le service vient peut-être de le prendre en charge : "
                    "consultez son historique.")

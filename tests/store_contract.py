@@ -22,7 +22,7 @@ from typing import Protocol
 
 import pytest
 
-from bridge.jobs import IllegalTransition, Intake, JobState, conservation
+from bridge.jobs import IllegalTransition, Intake, JobState, StateChanged, conservation
 from bridge.store_port import CorruptPayload, JobNotActive, Store, UnknownJob
 
 T0 = datetime(2025, 3, 4, 9, 30, tzinfo=UTC)
@@ -241,6 +241,23 @@ class StoreContract:
             store.transition(999_999, JobState.DEAD, code="X", message_fr="x", now=T0)
         with pytest.raises(UnknownJob):
             store.mark_sent(999_999)
+
+    def test_a_transition_expecting_a_state_the_job_left_changes_nothing(
+            self, store: Store) -> None:
+        """A person cancels a document they saw held, while the service released and claimed
+        it: the cancel must not land on the active job."""
+        job, _ = store.enqueue(intake(1))
+        store.claim(T0, LEASE)  # the job moved on: QUEUED → ACTIVE
+        before_events = store.events(job.id)
+        with pytest.raises(StateChanged) as caught:
+            store.transition(job.id, JobState.DEAD, code="CANCELLED_BY_USER",
+                             message_fr="annulé", now=T0, expected=JobState.QUEUED)
+        assert (caught.value.expected, caught.value.found) == (JobState.QUEUED, JobState.ACTIVE)
+        assert store.get(job.id).state is JobState.ACTIVE  # type: ignore[union-attr]
+        assert store.events(job.id) == before_events
+        moved = store.transition(job.id, JobState.QUEUED, code="X", message_fr="x", now=T0,
+                                 expected=JobState.ACTIVE)
+        assert moved.state is JobState.QUEUED
 
     def test_transition_updates_and_journals(self, store: Store) -> None:
         job, _ = store.enqueue(intake(1))
