@@ -127,6 +127,7 @@ class Dispatcher:
         self._random = random.SystemRandom()
         self._stopping = False
         self._care = care or QueueCare(store, lifetime=lifetime)
+        self._care.on_expired = self._expired
         self._lots = LotAssembler(store, gate, source_id=source_id, lot_max=lot_max,
                                   lease=LEASE, opened_for=wallet.for_author)
         self._ambiguity = AmbiguityResolver(store, self._lots, self._transactions_for,
@@ -278,6 +279,14 @@ class Dispatcher:
                 self._on_finished(
                     Finished(updated, Decision(decision.error_class, state, decision.code,
                                                message)))
+
+    async def _expired(self, job: Job) -> None:
+        """A job ended by its lifetime: journaled and told like any other outcome."""
+        await self._audit_outcome(job, job.last_error_code or "LIFETIME_EXPIRED")
+        if self._on_finished is not None:
+            self._on_finished(Finished(job, Decision(
+                ErrorClass.PERMANENT, JobState.DEAD, job.last_error_code or "LIFETIME_EXPIRED",
+                job.last_error_fr or "")))
 
     async def _wait_for_credentials(self, job: Job, request: DocumentRequest) -> None:
         """The open credentials may not send for this author: wait, using no attempt."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -44,6 +45,8 @@ class QueueCare:
         self._next_sweep: dt.datetime | None = None
         self._next_purge: dt.datetime | None = None
         self._warned: set[int] = set()  # known to carry the warning (read once per process)
+        # Told of each job that expired (the dispatcher: audit journal, business acknowledgement).
+        self.on_expired: Callable[[Job], Awaitable[None]] | None = None
 
     async def sweep(self, now: dt.datetime) -> None:
         if self._next_sweep is not None and now < self._next_sweep:
@@ -71,12 +74,14 @@ class QueueCare:
 
     async def _expire(self, job: Job, now: dt.datetime) -> None:
         days = self._lifetime.days
-        await asyncio.to_thread(
+        expired = await asyncio.to_thread(
             self._store.transition, job.id, JobState.DEAD, code="LIFETIME_EXPIRED",
             message_fr=f"Document toujours pas enregistré dans le DMP après {days} jours"
             " : envoi abandonné. Vérifiez la cause indiquée plus haut dans son "
             "historique, puis renvoyez-le (dmp-bridge replay).", now=now)
         log.error("job_lifetime_expired", job_id=job.id, alert=True)
+        if self.on_expired is not None:
+            await self.on_expired(expired)
 
     async def _warn(self, job: Job, now: dt.datetime) -> None:
         events = await asyncio.to_thread(self._store.events, job.id)

@@ -36,7 +36,7 @@ from connectors.software_credentials import SoftwareCredentials
 from connectors.sqlite_store import SqliteStore
 from mappings.matrix_load import load_matrix
 from service.ambiguity import own_cda
-from service.dispatcher import CARD_RECHECK, Dispatcher, Gatekeeping
+from service.dispatcher import CARD_RECHECK, Dispatcher, Finished, Gatekeeping
 from service.queue_care import QueueCare
 from service.sample_pdf import make_pdf
 from service.simulator.config import SimulatorConfig
@@ -197,10 +197,18 @@ async def test_an_untrusted_dmp_certificate_is_an_environment_error(
     assert dispatcher.pause_reason is not None and "certificat" in dispatcher.pause_reason
 
 
-async def test_a_document_past_its_lifetime_ends_dead_never_deleted(rig: Rig) -> None:
+async def test_a_document_past_its_lifetime_ends_dead_never_deleted(
+        rig: Rig, credentials: SoftwareCredentials) -> None:
+    told: list[Finished] = []
+    dispatcher = Dispatcher(rig.store, rig.client, credentials, source_id="2.25.1",
+                            software=SOFTWARE, gate=Gatekeeping(load_matrix()),
+                            on_finished=told.append)
     old = rig.queue("ancien", received_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=15))
     fresh = rig.queue("recent")
-    await rig.dispatcher.run_once()
+    await dispatcher.run_once()
+    # Its end is told like any outcome (the HL7 business acknowledgement hangs on it).
+    assert [(f.job.id, f.decision.state, f.decision.code) for f in told][:1] == [
+        (old.id, JobState.DEAD, "LIFETIME_EXPIRED")]
     expired = rig.job(old.id)
     assert expired.state is JobState.DEAD and expired.last_error_code == "LIFETIME_EXPIRED"
     assert "dmp-bridge replay" in (expired.last_error_fr or "")
