@@ -271,7 +271,10 @@ class AuditJournal:
 
         Refused on a journal that does not verify: a purge must never hide tampering. The file
         is replaced atomically (temp file, fsync, `os.replace`): a crash leaves the old file or
-        the new one, both verifiable.
+        the new one, both verifiable. The handle is closed for the replace (Windows cannot
+        replace an open file) and reopened whatever happens: a replace that fails (another
+        program has the file open) raises `AUDIT_PURGE_FAILED` and leaves the journal as it
+        was, still open for appending.
         """
         with self._lock:
             if self._fd < 0:
@@ -304,9 +307,41 @@ class AuditJournal:
                 os.close(fd)
             os.close(self._fd)  # Windows cannot replace an open file
             self._fd = -1
-            os.replace(temp, self.path)
+            replaced = False
+            try:
+                os.replace(temp, self.path)
+                replaced = True
+            except OSError as exc:
+                # Windows: another program (antivirus, backup) has the file open. The journal
+                # stays as it was, whole; the purge is tried again at the next pass.
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+                raise AuditError(
+                    "Purge du journal d'audit impossible : le fichier est ouvert par un autre "
+                    "programme (sauvegarde, antivirus ?) ou protégé. Le journal est gardé tel "
+                    "quel ; la purge sera retentée au prochain passage.",
+                    code="AUDIT_PURGE_FAILED",
+                ) from exc
+            finally:
+                # Whatever happened, appends go on. When the replace failed, its error is the
+                # one to report (a journal that stays closed says AUDIT_UNAVAILABLE later).
+                reopened = self._reopen()
+                if replaced and not reopened:
+                    raise AuditError(
+                        "Le journal d'audit n'a pas pu être rouvert après la purge (fichier "
+                        "verrouillé par un autre programme ?) : rien ne peut y être inscrit "
+                        "tant qu'il n'est pas libéré.",
+                        code="AUDIT_UNAVAILABLE",
+                    )
             _fsync_dir(self.path.parent)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | _BINARY)
             if cut == len(records):
                 self._last = mark  # same link as before: the head hash does not change
             return purged
+
+    def _reopen(self) -> bool:
+        """Reopen for appending after a purge (replaced or not); False if it cannot."""
+        try:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | _BINARY)
+        except OSError:
+            return False
+        return True

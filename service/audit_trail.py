@@ -20,6 +20,10 @@ Files, in `<data_dir>/audit/` (owner-only, 0700 folder, 0600 files):
   running. Every append takes this inter-process lock and reopens the journal if another
   process wrote to it since (size, inode or mtime changed), so the chain stays one chain.
 
+A write or a purge that fails drops the cached journal: the next call reopens it (setting a
+torn fragment aside), so once the cause is gone (disk freed, file released by a backup or an
+antivirus) the service writes again without a restart.
+
 Nothing here logs: the journal holds pseudonyms and document ids; callers log outcomes.
 """
 
@@ -237,7 +241,11 @@ class AuditTrail:
         still verifies (and the witness stays valid: a purge keeps the head hash)."""
         with self._guard():
             journal = self._open()
-            purged = journal.purge_before(before, actor="retention", at=at)
+            try:
+                purged = journal.purge_before(before, actor="retention", at=at)
+            except BaseException:
+                self._drop()  # whatever state the failure left it in, the next call reopens
+                raise
             self._seen = self._stat()
             return purged
 
@@ -296,6 +304,14 @@ class AuditTrail:
             self._seen = self._stat()
         return self._journal
 
+    def _drop(self) -> None:
+        """Forget the cached journal (after a failure); the next call opens it afresh."""
+        if self._journal is not None:
+            with contextlib.suppress(OSError):
+                self._journal.close()
+            self._journal = None
+            self._seen = None
+
     def _append(
         self,
         *,
@@ -309,10 +325,16 @@ class AuditTrail:
         patient_pseudonym: str | None = None,
     ) -> AuditRecord:
         journal = self._open()
-        record = journal.append(
-            actor=actor, action=action, job_id=job_id, document_unique_id=document_unique_id,
-            patient_pseudonym=patient_pseudonym, outcome=outcome, detail=detail, at=at,
-        )
+        try:
+            record = journal.append(
+                actor=actor, action=action, job_id=job_id, document_unique_id=document_unique_id,
+                patient_pseudonym=patient_pseudonym, outcome=outcome, detail=detail, at=at,
+            )
+        except BaseException:
+            # A failed write leaves the journal refusing appends (a fragment may be on disk):
+            # the next call reopens it, which sets the fragment aside, as a restart would.
+            self._drop()
+            raise
         self._seen = self._stat()
         # After the record is durable: dying here leaves an older witness, still in the chain.
         _write_private(self.witness_path, (journal.head_hash + "\n").encode("ascii"))

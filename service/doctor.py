@@ -6,10 +6,14 @@ while the service runs — and should, when the DMP is the embedded simulator, w
 while the service runs.
 
 Checks: configuration; folders writable; queue file integrity (`PRAGMA integrity_check`) and
-conservation; audit journal chain; card mode: PKCS#11 module present and PC/SC service reachable
+conservation; audit journal chain (always verified, against its witness: a deleted journal whose
+witness remains is a ✘); card mode: PKCS#11 module present and PC/SC service reachable
 (pyscard); certificate expiry (PEM/PKCS#12 of [credentials], the DMP's CA); DMP reachability
 over mutual TLS (a real handshake with the configured certificates) and clock drift against the
-server's HTTP `Date` header; free disk space.
+server's HTTP `Date` header — in card mode, where our certificate is on the card, reachability
+and the server's certificate only (the card's mutual TLS is checked by `dmp-bridge card
+login`); free disk space. Every watched folder (the main one and each `[[intake.profiles]]`
+folder) must be writable.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import datetime as dt
 import http.client
 import os
 import shutil
+import socket
 import sqlite3
 import ssl
 import tempfile
@@ -89,9 +94,14 @@ def _writable(label: str, folder: Path) -> Check:
 
 
 def check_folders(config: BridgeConfig) -> list[Check]:
+    """The data folder and every watched export folder (the main one, then each
+    `[[intake.profiles]]` folder: the service moves files out of each)."""
+    main, *others = config.intake.folders()
     return [
         _writable("Dossier des données", config.path(config.bridge.data_dir)),
-        _writable("Dossier de dépôt", config.path(config.intake.folder)),
+        _writable("Dossier de dépôt", config.path(main.folder)),
+        *(_writable(f"Dossier de dépôt « {profile.folder} »", config.path(profile.folder))
+          for profile in others),
     ]
 
 
@@ -132,13 +142,20 @@ def check_store(config: BridgeConfig) -> Check:
 def check_audit(config: BridgeConfig) -> Check:
     from service.audit_trail import AuditTrail
 
+    label = "Journal d'audit"
     trail = AuditTrail.for_config(config)
-    if not trail.journal_path.exists():
-        return Check(True, "Journal d'audit", "vide (rien n'a encore été envoyé)")
-    result = trail.verify()
+    result = trail.verify()  # always: a missing journal is only fine without a witness
     if result.ok or result.code == "AUDIT_TORN_TAIL":
-        return Check(True, "Journal d'audit", f"intègre ({result.count} enregistrements)")
-    return Check(False, "Journal d'audit", result.message_fr,
+        if not trail.journal_path.exists():
+            return Check(True, label, "vide (rien n'a encore été envoyé)")
+        return Check(True, label, f"intègre ({result.count} enregistrements)")
+    if not trail.journal_path.exists():
+        return Check(False, label, f"{trail.journal_path} a disparu alors que son dernier "
+                     f"sceau ({trail.witness_path.name}) existe : le journal a été supprimé "
+                     f"ou déplacé ({result.code})",
+                     "restaurez le dossier « audit » depuis la sauvegarde du dossier des "
+                     "données et signalez-le au responsable de la sécurité.")
+    return Check(False, label, result.message_fr,
                  "lancez « dmp-bridge audit verify », gardez une copie du fichier et "
                  "signalez-le au responsable de la sécurité.")
 
@@ -264,9 +281,6 @@ def _tls_context(config: BridgeConfig) -> tuple[ssl.SSLContext | None, str, str 
     certificates cannot be used, a server-only context and why (the DMP is still tried, to
     tell "unreachable" from "our certificate is the problem")."""
     try:
-        if config.credentials.mode == "carte":
-            return (_server_only(config),
-                    "serveur seulement : la carte s'authentifie avec « dmp-bridge card »", None)
         from service.runner import load_credentials
 
         try:
@@ -315,11 +329,86 @@ def _probe(host: str, port: int, path: str, context: ssl.SSLContext, timeout: fl
         connection.close()
 
 
+# A server that wants a client certificate and got none says so with one of these alerts
+# (TLS 1.2: during the handshake, after the client has verified the server's certificate).
+_CLIENT_CERT_WANTED = ("CERTIFICATE_REQUIRED", "HANDSHAKE_FAILURE", "BAD_CERTIFICATE",
+                       "PEER_DID_NOT_RETURN_A_CERTIFICATE")
+
+
+def _handshake(host: str, port: int, context: ssl.SSLContext, timeout: float) -> _Probe:
+    """TCP, then the TLS handshake only (no request): what can be checked without our
+    certificate. "answered" means the server's certificate verified against dmp.server_ca."""
+    try:
+        raw = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        return _Probe("unreachable", exc.strerror or type(exc).__name__)
+    try:
+        with context.wrap_socket(raw, server_hostname=host) as tls:
+            return _Probe("answered", version=tls.version())
+    except ssl.SSLCertVerificationError as exc:
+        return _Probe("handshake", exc.verify_message or str(exc.reason or exc))
+    except ssl.SSLError as exc:
+        reason = str(exc.reason or exc)
+        if any(alert in reason.upper() for alert in _CLIENT_CERT_WANTED):
+            return _Probe("refused", reason)  # verified, then asked for a client certificate
+        return _Probe("handshake", reason)
+    except OSError as exc:
+        return _Probe("unreachable", exc.strerror or type(exc).__name__)
+    finally:
+        raw.close()
+
+
+def _unreachable(config: BridgeConfig, label: str, where: str, reason: str) -> Check:
+    embedded = config.simulator.embedded and config.bridge.environment == "simulateur"
+    return Check(False, label, f"{where} injoignable ({reason})",
+                 "le simulateur intégré ne tourne qu'avec le service : lancez « dmp-bridge "
+                 "run » (ou « dmp-bridge simulator ») puis relancez doctor." if embedded
+                 else "vérifiez la connexion Internet du poste, le pare-feu et dmp.url.")
+
+
+def check_dmp_card_mode(config: BridgeConfig) -> list[Check]:
+    """Card mode: our TLS certificate is on the card, which doctor does not use (no PIN here).
+    So: the DMP is reachable and its certificate verifies against dmp.server_ca; the mutual TLS
+    with the card is checked when the card is logged in (`dmp-bridge card login`)."""
+    url = urlsplit(config.dmp.url)
+    host, port = url.hostname or "", url.port or 443
+    label = _dmp_label(config)
+    where = f"{host}:{port}"
+    try:
+        context = _server_only(config)
+    except (OSError, ssl.SSLError) as exc:
+        return [Check(False, label, f"connexion impossible : autorité du DMP illisible ({exc})",
+                      "vérifiez dmp.server_ca dans la configuration.")]
+    probe = _handshake(host, port, context,
+                       min(NETWORK_TIMEOUT_SECONDS, config.dmp.timeout_seconds))
+    if probe.stage == "unreachable":
+        return [_unreachable(config, label, where, probe.reason)]
+    if probe.stage == "handshake":
+        return [Check(False, label, f"{where} : certificat du serveur non vérifié "
+                      f"({probe.reason})", "vérifiez dmp.server_ca (l'autorité du DMP) et la "
+                      "date du poste.")]
+    return [Check(True, label, f"{where} joignable, certificat du serveur vérifié"
+                  f"{f' ({probe.version})' if probe.version else ''} ; le TLS mutuel de la "
+                  "carte est vérifié par « dmp-bridge card login »")]
+
+
+def _dmp_label(config: BridgeConfig) -> str:
+    return f"{'Simulateur du DMP' if config.bridge.environment == 'simulateur' else 'DMP'} (TLS)"
+
+
 def check_dmp(config: BridgeConfig) -> list[Check]:
+    """The DMP over TLS: mutual TLS with our certificates (`check_dmp_mutual_tls`); in card
+    mode, reachability and the server's certificate only (`check_dmp_card_mode`)."""
+    if config.credentials.mode == "carte":
+        return check_dmp_card_mode(config)
+    return check_dmp_mutual_tls(config)
+
+
+def check_dmp_mutual_tls(config: BridgeConfig) -> list[Check]:
     """One HTTPS request to the DMP URL: the handshake proves TLS, the `Date` header the clock."""
     url = urlsplit(config.dmp.url)
     host, port = url.hostname or "", url.port or 443
-    label = f"{'Simulateur du DMP' if config.bridge.environment == 'simulateur' else 'DMP'} (TLS)"
+    label = _dmp_label(config)
     where = f"{host}:{port}"
     context, mode, unusable = _tls_context(config)
     if context is None:
@@ -328,11 +417,7 @@ def check_dmp(config: BridgeConfig) -> list[Check]:
     probe = _probe(host, port, url.path or "/", context,
                    min(NETWORK_TIMEOUT_SECONDS, config.dmp.timeout_seconds))
     if probe.stage == "unreachable":
-        embedded = config.simulator.embedded and config.bridge.environment == "simulateur"
-        return [Check(False, label, f"{where} injoignable ({probe.reason})",
-                      "le simulateur intégré ne tourne qu'avec le service : lancez « dmp-bridge "
-                      "run » (ou « dmp-bridge simulator ») puis relancez doctor." if embedded
-                      else "vérifiez la connexion Internet du poste, le pare-feu et dmp.url.")]
+        return [_unreachable(config, label, where, probe.reason)]
     if unusable is not None:  # reachable, but we have no certificate to present
         return [Check(False, label, f"{where} joignable, mais TLS mutuel impossible : "
                       f"{unusable}", "corrigez d'abord les certificats ci-dessus.")]

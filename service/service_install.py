@@ -7,10 +7,13 @@ hardening options (read-only system, private /tmp, no privilege gain, owner-only
 `systemctl daemon-reload` and `systemctl enable --now dmp-bridge.service`. `--dry-run` writes the
 unit but runs nothing (tests, review before installing).
 
-Windows: a thin, documented path that cannot be tested on the project's Linux machines. With
-pywin32 installed it registers `service.windows_service.DmpBridgeService` (automatic start);
-without it, it prints the `sc.exe` commands to run by hand. See `service.windows_service` for
-how the service control manager stops the bridge.
+Windows: a thin, documented path that cannot be run on the project's Linux machines (the
+command lines are built by `windows_commands`, which is tested). With pywin32 installed it
+registers `service.windows_service.DmpBridgeService` (automatic start) and stores the absolute
+configuration path in the service's registration (the service runs inside pythonservice.exe,
+whose folder says nothing of the installation); without it, it prints the NSSM / `sc.exe`
+commands to run by hand. See `service.windows_service` for how the configuration path is read
+back and how the service control manager stops the bridge.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from service.config import BridgeConfig
+from service.windows_service import CONFIG_VERB, SERVICE_NAME
 
 UNIT_NAME = "dmp-bridge.service"
 UNIT_DIR = Path("/etc/systemd/system")
-WINDOWS_SERVICE = "dmp-bridge"
+WINDOWS_SERVICE = SERVICE_NAME
 _TMP_DIRS = ("/tmp", "/var/tmp")  # noqa: S108 (compared with, never written to)
 
 
@@ -53,10 +57,18 @@ def bridge_command(config_path: Path) -> list[str]:
     return [*head, "run", "--config", str(config_path.resolve())]
 
 
+def writable_paths(config: BridgeConfig) -> list[str]:
+    """The folders the service writes to: the installation, the data, and every watched export
+    folder (the main one and each `[[intake.profiles]]` folder: pairs move to `en-cours/`,
+    `done/`, `error/` there), absolute and sorted."""
+    folders = {config.base_dir, config.path(config.bridge.data_dir),
+               *(config.path(profile.folder) for profile in config.intake.folders())}
+    return sorted(str(folder) for folder in folders)
+
+
 def unit_text(config: BridgeConfig, config_path: Path, user: str) -> str:
     """The systemd unit for this installation."""
-    writable = sorted({str(config.base_dir), str(config.path(config.bridge.data_dir)),
-                       str(config.path(config.intake.folder))})
+    writable = writable_paths(config)
     card = config.credentials.mode == "carte"
     # A private /tmp would hide an installation that lives under /tmp (a trial): keep it then.
     in_tmp = any(Path(p).is_relative_to(t) for p in writable for t in _TMP_DIRS)
@@ -136,21 +148,29 @@ def install_systemd(config: BridgeConfig, config_path: Path, *, user: str,
     return plan
 
 
-def install_windows(config_path: Path, *, dry_run: bool = False) -> InstallPlan:  # pragma: no cover
-    """Windows only; not testable on Linux. With pywin32: `python -m service.windows_service
-    --startup auto install` then `sc.exe start dmp-bridge`; without it, the `sc.exe` way is
-    printed to be run by hand in an administrator console."""
+def windows_commands(python: Path, config_path: Path) -> list[list[str]]:
+    """The pywin32 registration, in order: register the service (automatic start), store the
+    ABSOLUTE configuration path in its registration (the service runs in pythonservice.exe and
+    reads it back at start: `service.windows_service.stored_config_path`), then start it."""
+    module = [str(python), "-m", "service.windows_service"]
+    return [
+        [*module, "--startup", "auto", "install"],
+        [*module, CONFIG_VERB, str(config_path.resolve())],
+        ["sc.exe", "start", WINDOWS_SERVICE],
+    ]
+
+
+def install_windows(config_path: Path, *, dry_run: bool = False) -> InstallPlan:
+    """Windows only (the commands are built by `windows_commands`, tested on Linux; running
+    them is not). With pywin32: register, store the configuration path, start; without it, the
+    NSSM / `sc.exe` way is printed to be run by hand in an administrator console."""
     plan = InstallPlan()
     if importlib.util.find_spec("win32serviceutil") is not None:
-        plan.commands = [
-            [sys.executable, "-m", "service.windows_service", "--startup", "auto", "install"],
-            ["sc.exe", "start", WINDOWS_SERVICE],
-        ]
-        plan.notes.append(
-            f"Placez la configuration à côté de {Path(sys.executable).parent} "
-            f"(dmp-bridge.toml) : le service Windows la lit là ; configuration actuelle : "
-            f"{config_path.resolve()}.")
-    else:
+        plan.commands = windows_commands(Path(sys.executable), config_path)
+        plan.notes.append(f"Le service lira sa configuration ici : {config_path.resolve()} "
+                          "(enregistré dans le service ; après un déplacement de "
+                          "l'installation, relancez « dmp-bridge service install »).")
+    else:  # pragma: no cover - Windows without pywin32
         command = " ".join(f'"{arg}"' if " " in arg else arg for arg in bridge_command(config_path))
         plan.notes.append(
             "pywin32 n'est pas installé (pip install pywin32) : sans lui, un programme comme "
@@ -159,7 +179,7 @@ def install_windows(config_path: Path, *, dry_run: bool = False) -> InstallPlan:
             f"  sc.exe config {WINDOWS_SERVICE} start= auto\n"
             f"  sc.exe start {WINDOWS_SERVICE}")
         return plan
-    if not dry_run:
+    if not dry_run:  # pragma: no cover - Windows only
         for cmd in plan.commands:
             subprocess.run(cmd, check=True)  # noqa: S603
     return plan

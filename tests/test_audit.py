@@ -23,6 +23,7 @@ from bridge.audit import (
     verify,
 )
 from connectors.audit_journal import AuditJournal, verify_path
+from tests.ops.file_attributes import attribute
 
 INS = "279035121518989"
 SECRET = b"secret-local-de-test-0123456789"
@@ -189,6 +190,27 @@ def test_purging_everything_keeps_the_chain(journal_path: Path) -> None:
         record = journal.append(actor="dispatcher", action=AuditAction.RESULTAT)
         assert record.sequence == 6 and record.previous_hash == hashes[-1]
         assert journal.verify(last_hash=record.hash).ok
+
+
+def test_a_purge_whose_replace_fails_leaves_the_journal_whole_and_writable(
+    journal_path: Path,
+) -> None:
+    """Another program holding the file (Windows sharing violation): here a folder whose files
+    cannot be renamed over (chattr +a), so the replace really fails."""
+    hashes = fill(journal_path, 10)
+    before = journal_path.read_bytes()
+    with AuditJournal.open(journal_path) as journal:
+        with attribute(journal_path.parent, "a"), pytest.raises(AuditError) as failed:
+            journal.purge_before(T0 + timedelta(minutes=5))
+        assert failed.value.code == "AUDIT_PURGE_FAILED"
+        assert "retentée" in failed.value.message_fr
+        assert journal_path.read_bytes() == before  # nothing lost, nothing half-done
+        assert journal.head_hash == hashes[-1]
+        record = journal.append(actor="dispatcher", action=AuditAction.RESULTAT, job_id=11)
+        assert record.sequence == 11 and record.previous_hash == hashes[-1]
+        assert journal.purge_before(T0 + timedelta(minutes=5)) == 5  # released: it goes through
+        assert journal.verify(last_hash=record.hash).ok
+    assert not (journal_path.parent / "audit.jsonl.tmp").exists()
 
 
 def test_reopening_continues_the_chain(journal_path: Path) -> None:

@@ -255,3 +255,96 @@ async def test_logged_alerts_carry_no_health_data(installation: Installation,
     assert notification.key == "dead"
     text = json.dumps(logs, default=str) + notification.text_fr
     assert CANARY_INS not in text and CANARY_NAME not in text and "soins-1" not in text
+
+
+# -- expiry thresholds, disk hysteresis, delivery retried ------------------------------------------
+
+
+def test_each_expiry_threshold_is_announced_once_as_the_incident_worsens(tmp_path: Path) -> None:
+    card = CertificateValidity("carte CPS", T0 + dt.timedelta(days=40), "Demandez-en une.")
+    sent = []
+    for day in range(45):  # one evaluation an hour, a restart every day
+        alerts = engine(tmp_path)
+        for hour in range(24):
+            sent += alerts.evaluate(Snapshot(validities=(card,), free_disk_bytes=10 * 1024**3),
+                                    T0 + dt.timedelta(days=day, hours=hour))
+    assert [(n.kind, n.severity, n.at.date() - T0.date()) for n in sent] == [
+        (Kind.STARTED, Severity.WARNING, dt.timedelta(days=10)),  # 30 days left
+        (Kind.ESCALATED, Severity.CRITICAL, dt.timedelta(days=33)),  # 7 days
+        (Kind.ESCALATED, Severity.CRITICAL, dt.timedelta(days=39)),  # 1 day
+        (Kind.ESCALATED, Severity.CRITICAL, dt.timedelta(days=40)),  # expired
+    ]
+    assert {n.key for n in sent} == {"expiry:carte CPS"}
+    assert all(n.since == sent[0].since for n in sent)  # one incident, worsening
+    assert "a expiré le" in sent[-1].text_fr
+    assert sent[1].subject_fr.startswith("[dmp-bridge] Alerte aggravée (critique)")
+    renewed = CertificateValidity("carte CPS", T0 + dt.timedelta(days=1500), "…")
+    assert [n.kind for n in engine(tmp_path).evaluate(
+        Snapshot(validities=(renewed,), free_disk_bytes=10 * 1024**3),
+        T0 + dt.timedelta(days=46))] == [Kind.ENDED]
+
+
+def test_a_disk_hovering_around_the_threshold_does_not_flap(tmp_path: Path) -> None:
+    alerts = engine(tmp_path)  # threshold 500 MiB: ends above 500 + max(10 %, 100 MiB) = 600
+    mib = 1024 * 1024
+    sent = []
+    for minute, free in enumerate([499, 501, 499, 550, 599, 520, 601, 560, 501, 499]):
+        for n in alerts.evaluate(Snapshot(free_disk_bytes=free * mib), T0 + minute * HOUR):
+            sent.append((n.kind, free))
+    assert sent == [(Kind.STARTED, 499), (Kind.ENDED, 601), (Kind.STARTED, 499)]
+    [alert] = alerts.open_alerts()
+    assert "L'alerte prend fin au-dessus de 600 Mo libres" in alert.text_fr
+
+
+def test_the_low_disk_margin_grows_with_the_threshold() -> None:
+    mib = 1024 * 1024
+    assert Thresholds(low_disk_bytes=500 * mib).low_disk_end_bytes == 600 * mib
+    assert Thresholds(low_disk_bytes=5000 * mib).low_disk_end_bytes == 5500 * mib
+
+
+async def test_a_start_the_relay_could_not_take_is_mailed_once_it_is_back(
+        webhook: tuple[str, list[dict[str, object]]], tmp_path: Path) -> None:
+    """The SMTP relay is down when the incident starts and still down when it ends (and the
+    service restarts meanwhile): once it is back, both mails go, in order, once; the webhook,
+    which worked all along, got each notification once."""
+    url, received = webhook
+    port = free_port()  # nothing listens there yet
+    now = [T0]
+
+    def monitor(snapshots: list[Snapshot]) -> AlertMonitor:
+        mailer = SmtpNotifier(SmtpSettings(host="127.0.0.1", port=port, sender="a@b.test",
+                                           recipients=("c@d.test",), timeout=5))
+        feed = iter(snapshots)
+        return AlertMonitor(engine(tmp_path), [LogNotifier(), mailer, WebhookNotifier(url)],
+                            lambda: next(feed), clock=lambda: now[0])
+
+    with capture_logs() as logs:
+        first = monitor([DEAD, DEAD])
+        await first.check_once()
+        now[0] += dt.timedelta(minutes=1)
+        await first.check_once()  # too early to retry: the relay is not hammered
+        restarted = monitor([CALM, CALM, CALM, CALM])
+        now[0] += dt.timedelta(minutes=1)
+        await restarted.check_once()  # ends; the relay is tried again (2 min), still down
+    failures = [(e["notifier"], e["kind"]) for e in logs if e["event"] == "alert_delivery_failed"]
+    assert failures == [("email", "debut"), ("email", "debut")]
+    assert [r["event"] for r in received] == ["alert_started", "alert_ended"]
+    assert [(p.notifier, p.notification.kind) for p in restarted.engine.pending()] == [
+        ("email", Kind.STARTED), ("email", Kind.ENDED)]
+
+    receiver = SmtpReceiver()
+    server = await asyncio.start_server(receiver.handle, "127.0.0.1", port)
+    async with server:
+        now[0] += dt.timedelta(minutes=1)
+        await restarted.check_once()  # retry not due yet (4 min after the second failure)
+        assert receiver.mails == []
+        now[0] += dt.timedelta(minutes=4)
+        await restarted.check_once()
+        now[0] += dt.timedelta(minutes=10)
+        await restarted.check_once()
+    subjects = [email.message_from_bytes(data, policy=email.policy.default)["Subject"]
+                for _, _, data in receiver.mails]
+    assert [s.split(" (")[0] for s in subjects] == ["[dmp-bridge] Alerte",
+                                                    "[dmp-bridge] Fin d'alerte"]
+    assert restarted.engine.pending() == []
+    assert len(received) == 2

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from bridge.audit import AuditAction
+from bridge.audit import AuditAction, AuditError
 from bridge.jobs import JobState
 from service.audit_trail import AuditTrail
 from tests.ops.conftest import CANARY_INS, T0, Installation, add_job
+from tests.ops.file_attributes import attribute
 
 DMP_BRIDGE = Path(sys.executable).with_name("dmp-bridge")
 OPERATOR = f"operateur:{getpass.getuser()}"
@@ -116,6 +117,57 @@ def test_a_purge_keeps_the_journal_verifiable(installation: Installation,
     assert code == 0, text
     assert records(installation)[0]["action"] == "purge"
     assert len(records(installation)) == 1 + 10 + 1
+
+
+def test_a_purge_that_cannot_replace_the_file_keeps_the_trail_writable(
+        installation: Installation, capsys: pytest.CaptureFixture[str]) -> None:
+    """The journal is locked away by another program during the purge (chattr +i: it can be
+    neither replaced nor reopened for writing); once released, writes go on without a restart."""
+    fill(installation, 5)
+    with AuditTrail.for_config(installation.config) as trail:
+        trail.outcome(1, JobState.DONE, "REGISTERED")  # the trail holds the journal open
+        with attribute(installation.journal, "i"), pytest.raises(AuditError) as failed:
+            trail.purge_before(T0 + dt.timedelta(minutes=3, seconds=30))
+        assert failed.value.code == "AUDIT_PURGE_FAILED"
+        assert len(records(installation)) == 11  # untouched
+        record = trail.outcome(2, JobState.DONE, "REGISTERED")
+        assert record.sequence == 12
+        assert trail.purge_before(T0 + dt.timedelta(minutes=3, seconds=30)) == 6
+        trail.outcome(3, JobState.DONE, "REGISTERED")
+    code, text = verify(installation, capsys)
+    assert code == 0, text
+    assert [r["sequence"] for r in records(installation)][-2:] == [12, 13]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+@pytest.mark.parametrize("room", [0, 20], ids=["full-at-the-record", "full-inside-the-record"])
+def test_a_write_that_fails_for_lack_of_room_does_not_need_a_restart(
+        installation: Installation, capsys: pytest.CaptureFixture[str], room: int) -> None:
+    """A full disk, for real: the file size limit (RLIMIT_FSIZE) stops the write at the start
+    of the record or in its middle (Python ignores SIGXFSZ, the write fails with EFBIG)."""
+    import resource
+
+    fill(installation, 2)
+    with AuditTrail.for_config(installation.config) as trail:
+        trail.outcome(1, JobState.DONE, "REGISTERED")
+        witness = trail.witness()
+        size = installation.journal.stat().st_size
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + room, hard))
+        try:
+            with pytest.raises(AuditError) as full:
+                trail.outcome(2, JobState.DONE, "REGISTERED")
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        assert full.value.code == "AUDIT_WRITE_FAILED"
+        assert installation.journal.stat().st_size == size + room  # a torn fragment, or none
+        assert trail.witness() == witness
+        record = trail.outcome(2, JobState.DONE, "REGISTERED")  # room again
+    assert record.sequence == 6
+    code, text = verify(installation, capsys)
+    assert code == 0, text
+    torn = installation.journal.with_name("journal.jsonl.torn")
+    assert (torn.stat().st_size if torn.exists() else 0) == (room + 1 if room else 0)
 
 
 # -- what is recorded ------------------------------------------------------------------------------

@@ -6,12 +6,16 @@ test PKI of `dmp-bridge init --test-pki`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import email.utils
 import os
 import re
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -22,11 +26,13 @@ from cryptography.x509.oid import NameOID
 
 from bridge.jobs import JobState
 from service.audit_trail import AuditTrail
-from service.doctor import clock_check
+from service.config import BridgeConfig, load_config
+from service.doctor import check_dmp, clock_check
 from service.runner import simulator_config
 from service.simulator.server import start_simulator
 from service.test_pki import pki_layout
 from tests.ops.conftest import CANARY_INS, Installation, add_job
+from tests.ops.file_attributes import attribute
 
 
 def run_doctor(installation: Installation, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -176,3 +182,121 @@ def test_card_mode_checks_the_pkcs11_module_and_the_pcsc_service(
     pcsc = line(out, "Service PC/SC (lecteurs de carte)")  # nobody serves that socket
     assert pcsc.startswith("✘") and ("pcscd" in pcsc or "lecteur" in pcsc or "pyscard" in pcsc)
     assert "Certificat d'authentification" not in out  # the card carries it
+
+
+# -- the audit journal, every export folder, card mode ---------------------------------------------
+
+
+def test_a_deleted_journal_whose_witness_remains_is_a_cross(
+        installation: Installation, capsys: pytest.CaptureFixture[str]) -> None:
+    with AuditTrail.for_config(installation.config) as trail:
+        trail.attempt([1], "1.2.250.1.999.7.1", "10101010101", CANARY_INS)
+    installation.journal.unlink()  # « dernier-sceau » stays
+    code, text = run_doctor(installation, capsys)
+    audit = line(text, "Journal d'audit")
+    assert code == 1
+    assert audit.startswith("✘") and "a disparu" in audit and "AUDIT_TRUNCATED" in audit
+    assert "sauvegarde" in audit
+
+
+def test_a_journal_never_written_is_fine(installation: Installation,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    _, text = run_doctor(installation, capsys)
+    assert line(text, "Journal d'audit") == "✔ Journal d'audit : vide (rien n'a encore été envoyé)"
+
+
+def test_every_export_folder_of_the_profiles_is_checked_for_writing(
+        installation: Installation, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    locked, missing, fine = (tmp_path / "export-verrouille", tmp_path / "export-absent",
+                             tmp_path / "export-ok")
+    locked.mkdir()
+    fine.mkdir()
+    with installation.config_path.open("a", encoding="utf-8") as toml:
+        for folder in (locked, missing, fine):
+            toml.write(f'\n[[intake.profiles]]\nfolder = "{folder.as_posix()}"\n')
+    with attribute(locked, "i"):  # nobody may create a file in it, not even root
+        _, text = run_doctor(installation, capsys)
+    refused = line(text, f"Dossier de dépôt « {locked.as_posix()} »")
+    assert refused.startswith("✘") and "n'est pas accessible en écriture" in refused
+    assert "donnez au compte du service le droit d'écrire" in refused
+    absent = line(text, f"Dossier de dépôt « {missing.as_posix()} »")
+    assert absent.startswith("✘") and "introuvable" in absent
+    assert line(text, f"Dossier de dépôt « {fine.as_posix()} »").startswith("✔")
+    assert line(text, "Dossier de dépôt").startswith("✔")  # the main one
+
+
+def card_mode(installation: Installation) -> BridgeConfig:
+    text = installation.config_path.read_text(encoding="utf-8")
+    installation.config_path.write_text(text.replace('mode = "etablissement"', 'mode = "carte"'),
+                                        encoding="utf-8")
+    return load_config(installation.config_path)
+
+
+async def test_in_card_mode_the_dmp_is_checked_without_a_client_certificate(
+        installation: Installation) -> None:
+    """The simulator demands a client certificate (mutual TLS) that only the card holds."""
+    config = card_mode(installation)
+    simulator = await start_simulator(simulator_config(config))
+    try:
+        [dmp] = await asyncio.to_thread(check_dmp, config)
+    finally:
+        await simulator.close()
+    assert dmp.ok, dmp.line
+    assert f"127.0.0.1:{config.simulator.port} joignable, certificat du serveur vérifié" in (
+        dmp.detail)
+    assert "dmp-bridge card login" in dmp.detail
+
+
+def test_in_card_mode_a_tls_1_2_server_asking_for_the_card_is_reachable(
+        installation: Installation) -> None:
+    """TLS 1.2 refuses the handshake itself without a client certificate (TLS 1.3 only later):
+    a real TLS 1.2 server on 127.0.0.1 that requires one."""
+    config = card_mode(installation)
+    pki = pki_layout(config.path(config.dmp.server_ca).parent)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.maximum_version = ssl.TLSVersion.TLSv1_2
+    server.load_cert_chain(pki.server.cert, pki.server.key)
+    server.load_verify_locations(pki.ca_cert)
+    server.verify_mode = ssl.CERT_REQUIRED
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve_once() -> None:
+        conn, _ = listener.accept()
+        with conn, contextlib.suppress(ssl.SSLError, OSError):
+            server.wrap_socket(conn, server_side=True).close()
+
+    worker = threading.Thread(target=serve_once)
+    worker.start()
+    text = installation.config_path.read_text(encoding="utf-8")
+    installation.config_path.write_text(
+        text.replace(f"127.0.0.1:{config.simulator.port}", f"127.0.0.1:{port}"), encoding="utf-8")
+    try:
+        [dmp] = check_dmp(load_config(installation.config_path))
+    finally:
+        worker.join(timeout=30)
+        listener.close()
+    assert dmp.ok, dmp.line
+    assert "certificat du serveur vérifié" in dmp.detail
+
+
+async def test_in_card_mode_a_server_of_another_authority_is_a_cross(
+        installation: Installation) -> None:
+    config = card_mode(installation)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "AC INCONNUE")])
+    now = dt.datetime.now(dt.UTC)
+    other = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - dt.timedelta(days=1))
+             .not_valid_after(now + dt.timedelta(days=30))
+             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+             .sign(key, hashes.SHA256()))
+    config.path(config.dmp.server_ca).write_bytes(other.public_bytes(serialization.Encoding.PEM))
+    simulator = await start_simulator(simulator_config(config))
+    try:
+        [dmp] = await asyncio.to_thread(check_dmp, config)
+    finally:
+        await simulator.close()
+    assert not dmp.ok
+    assert "certificat du serveur non vérifié" in dmp.detail and "dmp.server_ca" in dmp.fix

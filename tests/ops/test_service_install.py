@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from service.service_install import windows_commands
+from service.windows_service import config_command, stored_config_path
 from tests.ops.conftest import Installation
 
 
@@ -65,3 +67,51 @@ def test_systemd_accepts_the_unit(installation: Installation, tmp_path: Path,
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert "Unknown key" not in result.stderr and "Invalid" not in result.stderr
+
+
+def test_every_watched_export_folder_is_writable_by_the_service(
+        installation: Installation, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    elsewhere = tmp_path / "autre-disque" / "export-labo"
+    with installation.config_path.open("a", encoding="utf-8") as toml:
+        toml.write(f'\n[[intake.profiles]]\nfolder = "{elsewhere.as_posix()}"\nkind = "bilan"\n'
+                   '\n[[intake.profiles]]\nfolder = "export-cabinet"\n')
+    unit, _ = install(installation, tmp_path / "unites", capsys, "--utilisateur", "soignante")
+    writable = settings(unit)["ReadWritePaths"].split(" ")
+    base = installation.config.base_dir
+    assert f"-{elsewhere}" in writable
+    assert f"-{base / 'export-cabinet'}" in writable
+    assert f"-{base / 'depot'}" in writable  # the main folder stays
+
+
+def test_on_windows_the_service_is_told_where_its_configuration_is(tmp_path: Path) -> None:
+    """pywin32 runs the service in pythonservice.exe: the install stores the absolute path of
+    the configuration in the service's registration, and the service reads that back."""
+    python = Path("C:/Programmes/Python311/python.exe")
+    config = tmp_path / "cabinet" / "dmp-bridge.toml"
+    install, store, start = windows_commands(python, config)
+    assert install == [str(python), "-m", "service.windows_service", "--startup", "auto",
+                       "install"]
+    assert store[:3] == [str(python), "-m", "service.windows_service"]
+    assert start == ["sc.exe", "start", "dmp-bridge"]
+    stored = config_command(store[3:])  # what `python -m service.windows_service …` does
+    assert stored == config.resolve() and stored.is_absolute()
+    assert stored_config_path(str(stored)) == config.resolve()  # what the service reads
+
+
+@pytest.mark.parametrize("argv", [["install"], ["--startup", "auto", "install"], ["config"],
+                                  ["config", "a.toml", "b.toml"], ["remove"]])
+def test_other_service_command_lines_are_left_to_pywin32(argv: list[str]) -> None:
+    assert config_command(argv) is None
+
+
+@pytest.mark.parametrize(("stored", "words"), [
+    (None, "ne sait pas où est sa configuration"),
+    ("", "ne sait pas où est sa configuration"),
+    (1, "ne sait pas où est sa configuration"),
+    ("dmp-bridge.toml", "n'est pas absolu"),
+])
+def test_a_service_without_a_stored_configuration_refuses_to_guess(stored: object,
+                                                                   words: str) -> None:
+    with pytest.raises(ValueError, match=words) as refused:
+        stored_config_path(stored)
+    assert "dmp-bridge service install" in str(refused.value)
