@@ -9,7 +9,9 @@ A ZIP from outside is hostile until proven otherwise, so before any document is 
   character is refused (path traversal), and so are encrypted members and duplicate names;
 - METADATA.XML goes through the hardened parser (bridge.xmlsafe: no DTD, no entities);
 - each document the metadata lists must be in the archive, and its size and SHA-1 must match
-  the `size` / `hash` slots when they are given.
+  the `size` / `hash` slots when they are given;
+- a document may be listed only once: two entries pointing at the same file would queue it
+  twice.
 
 Pure: bytes in (the archive is read from memory), values out.
 """
@@ -185,14 +187,16 @@ def read_xdm(data: bytes, *, file_name: str) -> XdmPackage:
         if not entries:
             raise _refuse(file_name, "METADATA.XML ne décrit aucun document",
                           "XDM_NO_DOCUMENT")
+        listed: set[str] = set()
         documents = [_document(archive, members, entry, subset=subset, budget=budget,
-                               file_name=file_name)
+                               file_name=file_name, listed=listed)
                      for entry in entries]
     return XdmPackage(subset=subset, documents=tuple(documents))
 
 
 def _document(archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], entry: object, *,
-              subset: str, budget: _Budget, file_name: str) -> XdmDocument:
+              subset: str, budget: _Budget, file_name: str, listed: set[str]) -> XdmDocument:
+    """The entry's document; `listed` holds the members of the entries read before it."""
     uri = _slot(entry, "URI")
     if uri is None:
         raise _refuse(file_name, "un document de METADATA.XML n'a pas d'emplacement (slot URI)",
@@ -205,6 +209,11 @@ def _document(archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], ent
     if key not in members:
         raise _refuse(file_name, f"le document {uri} annoncé par METADATA.XML est absent",
                       "XDM_DOCUMENT_MISSING")
+    if key in listed:
+        raise _refuse(file_name, f"METADATA.XML décrit deux fois le document {uri} (deux "
+                                 "fiches ExtrinsicObject pour le même fichier : il serait envoyé "
+                                 "deux fois)", "XDM_DUPLICATE_DOCUMENT")
+    listed.add(key)
     content = _read(archive, members[key], budget, file_name)
     size, sha1 = _slot(entry, "size"), _slot(entry, "hash")
     digest = hashlib.sha1(content, usedforsecurity=False).hexdigest()  # XDS's own hash slot

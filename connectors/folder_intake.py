@@ -13,12 +13,23 @@ If the process dies at any point, the files are either still in the inbox or in 
 which is handled again at the next start; the queue's idempotency key makes the second commit a
 no-op, so nothing is lost and nothing is queued twice.
 
+A file step that fails while the bridge runs (an antivirus or a user holding a file open, a
+sub-folder deleted or replaced by a file, a network share gone) leaves the files where they are
+and never stops the folder, nor the bridge: it is logged once (no file name: names may carry the
+patient's), the other files go on, and what sits in `en-cours/` is finished on every pass with
+the start-up logic (committed → moved to `done/` as a duplicate; not committed → processed
+again), so it leaves `en-cours/` as soon as the obstacle is gone, without a restart.
+
 The other formats legacy software drops (bridge.folder_formats) follow the same life, as a file
 set: one file that starts it (`.hl7`/`.er7`, a CDA `.xml`, an XDM `.zip`, an HPRIM file) and the
 files it needs (the PDF an HPRIM file names, or the PDF of the same name). The whole set is
-checked for stability, claimed (companions first, the starting file last), committed — every
-document of an XDM archive, or none — then moved to `done/`, or refused to `error/` with its
-reason. Files matching the folder profile's `ignore` patterns are never touched.
+checked for stability, claimed (companions first, the starting file last), committed, then
+moved to `done/`, or refused to `error/` with its reason. Every document of an XDM archive is
+checked before the first is committed (one bad document refuses the archive); they are then
+committed one by one, and an archive whose commit stopped half-way is taken again later: the
+idempotency key of a document read from a file set holds no file name (see `_set_intake`), so
+the documents already queued are not queued again, whatever name the archive comes back under.
+Files matching the folder profile's `ignore` patterns are never touched.
 """
 
 from __future__ import annotations
@@ -57,6 +68,7 @@ log = structlog.get_logger("dmp_bridge.folder")
 CLAIMED_DIR = "en-cours"
 DONE_DIR = "done"
 ERROR_DIR = "error"
+_LAYOUT_NAMES = frozenset({CLAIMED_DIR, DONE_DIR, ERROR_DIR})
 ORPHAN_AFTER = dt.timedelta(minutes=10)
 TEMPORARY_SUFFIXES = frozenset({".tmp", ".part", ".crdownload", ".partial"})
 SNIFF_BYTES = 4096
@@ -126,7 +138,9 @@ def _free_name(folder: Path, name: str) -> Path:
 
 
 def _files(folder: Path) -> list[Path]:
-    return [p for p in folder.iterdir() if p.is_file()]
+    # A file named like one of our sub-folders is an obstacle in its place (folder_layout_unusable
+    # says so), not a document.
+    return [p for p in folder.iterdir() if p.is_file() and p.name.lower() not in _LAYOUT_NAMES]
 
 
 def _group(entries: list[Path]) -> dict[str, dict[str, Path]]:
@@ -158,6 +172,27 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def _move_all(moves: list[tuple[Path, Path]]) -> None:
+    """Rename each source to its target, all or none: when one rename fails, those already done
+    are put back (as far as the disk lets us) and the error is raised."""
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for source, target in moves:
+            os.replace(source, target)
+            moved.append((source, target))
+    except OSError:
+        for source, target in reversed(moved):
+            with contextlib.suppress(OSError):
+                os.replace(target, source)
+        raise
+
+
+# Keys of troubles that belong to no pair or set (file names never appear in a key that is
+# logged, and keys are never logged).
+_FOLDERS_KEY = "\0folders"
+_CLAIMED_KEY = "\0claimed"
+
+
 class FolderIntake:
     """Watches one export folder and turns complete pairs and file sets into queued jobs."""
 
@@ -183,6 +218,8 @@ class FolderIntake:
         self._on_outcome = on_outcome
         # key → (signatures of the files, first time these signatures were seen)
         self._seen: dict[str, tuple[tuple[tuple[int, int], ...], dt.datetime]] = {}
+        # keys of the pairs, sets and folders whose last file step failed (logged once)
+        self._stuck: set[str] = set()
         self._wake = asyncio.Event()
         self._observer: BaseObserver | None = None
 
@@ -207,16 +244,25 @@ class FolderIntake:
             self._observer = None
 
     async def run(self) -> None:
-        """Scan until cancelled: on every file event, and at least every `rescan_interval`."""
-        self.layout.create()
-        await self.recover_claimed()
+        """Scan until cancelled: on every file event, and at least every `rescan_interval`.
+
+        Never ends on a file error: the first pass finishes what a crash left in `en-cours/`,
+        and every pass retries what a failed file step left there.
+        """
+        try:
+            self.layout.create()
+        except OSError as exc:  # said again by every pass until it is fixed (see scan_once)
+            self._trouble(_FOLDERS_KEY, "folder_layout_unusable", exc)
         try:
             self._start_watchdog(asyncio.get_running_loop())
         except OSError as exc:  # e.g. inotify limits: the periodic rescan still works
             log.warning("folder_watch_unavailable", error=type(exc).__name__)
         try:
             while True:
-                await self.scan_once()
+                try:
+                    await self.scan_once()
+                except OSError as exc:  # every file step is guarded: this is the last net
+                    log.error("folder_scan_failed", error=type(exc).__name__)
                 self._wake.clear()
                 # Wait for an event, but never longer than the rescan interval, and at most the
                 # stability window so a pair seen once is looked at again in time.
@@ -226,15 +272,64 @@ class FolderIntake:
         finally:
             self._stop_watchdog()
 
+    # -- file errors ------------------------------------------------------------------------
+    def _trouble(self, key: str, event: str, exc: OSError, **fields: str) -> None:
+        """Log a failed file step: a warning the first time, then quietly while it lasts (it is
+        retried on every pass). Only roles of folders and error kinds: file names may carry the
+        patient's name, and `key` holds one."""
+        emit = log.debug if key in self._stuck else log.warning
+        self._stuck.add(key)
+        emit(event, error=type(exc).__name__, errno=exc.errno, folder=self._role(exc.filename),
+             target=self._role(exc.filename2), **fields)
+
+    def _relieved(self, key: str, event: str, **fields: str) -> None:
+        if key in self._stuck:
+            self._stuck.discard(key)
+            log.info(event, **fields)
+
+    def _role(self, raw: object) -> str | None:
+        """Which of our folders a failing path is (or is in): a role, never a file name."""
+        if not isinstance(raw, str | os.PathLike):
+            return None
+        path = Path(raw)
+        roles = {self.layout.inbox: "inbox", self.layout.claimed: CLAIMED_DIR,
+                 self.layout.done: DONE_DIR, self.layout.error: ERROR_DIR}
+        return roles.get(path) or roles.get(path.parent, "other")
+
+    async def _guarded(self, key: str, stage: str,
+                       step: Awaitable[Outcome | None]) -> Outcome | None:
+        """One pair's or set's step; a file error (a file held open by an antivirus, a folder
+        gone) leaves its files where they are: taken again at the next pass."""
+        try:
+            outcome = await step
+        except OSError as exc:
+            self._trouble(key, "folder_files_left_in_place", exc, stage=stage)
+            return None
+        if outcome is not None:
+            self._relieved(key, "folder_files_unblocked", stage=stage)
+        return outcome
+
+    def _ensure_folders(self) -> None:
+        """Re-create a sub-folder someone deleted; say so (once) when one cannot be made."""
+        try:
+            for folder in (self.layout.claimed, self.layout.done, self.layout.error):
+                folder.mkdir(exist_ok=True)
+        except OSError as exc:  # e.g. a file named done: only the steps that need it wait
+            self._trouble(_FOLDERS_KEY, "folder_layout_unusable", exc)
+        else:
+            self._relieved(_FOLDERS_KEY, "folder_layout_restored")
+
     # -- one pass ---------------------------------------------------------------------------
     def _ignored(self, path: Path) -> bool:
         name = path.name.lower()
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self._ignore)
 
     async def scan_once(self, now: dt.datetime | None = None) -> list[Outcome]:
-        """Look at the inbox once; process every pair and file set that is stable."""
+        """Finish what waits in `en-cours/`, then look at the inbox once and process every pair
+        and file set that is stable. A file error never escapes: the files stay where they are."""
         now = now or dt.datetime.now(dt.UTC)
-        outcomes: list[Outcome] = []
+        self._ensure_folders()
+        outcomes, claimed_keys = await self._finish_claimed()
         try:
             entries = [p for p in _files(self.layout.inbox) if not self._ignored(p)]
         except OSError as exc:
@@ -245,12 +340,10 @@ class FolderIntake:
         keys: set[str] = set()
         reserved: set[Path] = set()
         for primary in sorted(_primaries(by_stem), key=lambda p: p.name):
-            keys.add(_set_key(primary))
-            try:
-                outcome = await self._consider_set(primary, by_name, reserved, now)
-            except OSError as exc:  # vanished or locked meanwhile: seen again at the next scan
-                log.warning("folder_set_unreadable", error=type(exc).__name__)
-                continue
+            key = _set_key(primary)
+            keys.add(key)
+            outcome = await self._guarded(key, "inbox_set",
+                                          self._consider_set(primary, by_name, reserved, now))
             if outcome is not None:
                 outcomes.append(outcome)
         for stem, files in sorted(by_stem.items()):
@@ -259,11 +352,12 @@ class FolderIntake:
             if not rest:
                 continue
             keys.add(stem)
-            outcome = await self._consider(stem, rest, now)
+            outcome = await self._guarded(stem, "inbox_pair", self._consider(stem, rest, now))
             if outcome is not None:
                 outcomes.append(outcome)
         for gone in set(self._seen) - keys:
             del self._seen[gone]
+        self._stuck &= keys | claimed_keys | {_FOLDERS_KEY, _CLAIMED_KEY}
         return outcomes
 
     async def _consider(
@@ -334,9 +428,7 @@ class FolderIntake:
         fmt, needed, own = await asyncio.to_thread(_describe, primary)
         if fmt is None:
             return None
-        wanted = [*needed, *([f"{primary.stem}.pdf"] if own else [])]
-        companions = [by_name[n.lower()] for n in wanted if n.lower() in by_name
-                      and by_name[n.lower()] != primary]
+        companions = _companions(primary, needed, own, by_name)
         reserved.update(companions)
         key = _set_key(primary)
         missing = [n for n in needed if n.lower() not in by_name]
@@ -346,29 +438,18 @@ class FolderIntake:
             return await self._process_set(fmt, primary, companions, claimed=False)
         if not self._is_stable(key, [primary, *companions], now):
             return None
-        claimed: list[Path] = []
-        try:
-            for path in [*companions, primary]:  # the starting file last: see recover_claimed
-                target = self.layout.claimed / path.name
-                os.replace(path, target)
-                claimed.append(target)
-        except OSError as exc:
-            log.warning("folder_claim_failed", error=type(exc).__name__)
-            for path in claimed:
-                os.replace(path, _free_name(self.layout.inbox, path.name))
+        # The starting file last: see _finish_claimed.
+        claimed = self._claim([*companions, primary])
+        if claimed is None:
             return None
-        _fsync_dir(self.layout.claimed)
         return await self._process_set(fmt, claimed[-1], claimed[:-1], claimed=True)
 
     async def _process_set(self, fmt: FolderFormat, primary: Path, companions: list[Path], *,
                            claimed: bool) -> Outcome | None:
         files = [*companions, primary]
-        try:
-            data = primary.read_bytes()
-            extra = {p.name: p.read_bytes() for p in companions}
-        except OSError as exc:
-            log.warning("folder_read_failed", error=type(exc).__name__)
-            return None
+        # An OSError here leaves the files where they are (see _guarded).
+        data = primary.read_bytes()
+        extra = {p.name: p.read_bytes() for p in companions}
         try:
             documents = await asyncio.to_thread(
                 read_file_set, fmt, primary.name, data, extra, profile=self._profile,
@@ -383,6 +464,9 @@ class FolderIntake:
                 code="INTERNAL_ERROR", event="folder_set_internal_error"), pair=False)
         if not claimed:  # only a refusal may come from unclaimed files
             return None
+        # Every document was checked above; they are now committed one by one. If a commit fails
+        # half-way, the set is taken again later and the documents already queued are found by
+        # their key (_set_intake), whatever the set's name then.
         jobs: list[Job] = []
         created_any = False
         for index, document in enumerate(documents):
@@ -390,14 +474,13 @@ class FolderIntake:
                 job, created = await self._enqueue(_set_intake(fmt, primary.name, index,
                                                                document))
             except Exception as exc:  # not committed: give the files back for a retry
-                log.error("folder_enqueue_failed", error=type(exc).__name__)
+                log.error("folder_enqueue_failed", error=type(exc).__name__,
+                          documents_queued=len(jobs), documents=len(documents))
                 await asyncio.to_thread(self._give_back, files)
                 return None
             jobs.append(job)
             created_any = created_any or created
-        for path in files:
-            os.replace(path, _free_name(self.layout.done, path.name))
-        _fsync_dir(self.layout.done)
+        self._to_done(files)
         outcome = Outcome(primary.stem, True, job=jobs[0], duplicate=not created_any,
                           jobs=tuple(jobs))
         log.info("folder_set_queued", format=fmt.value, documents=len(jobs),
@@ -406,66 +489,104 @@ class FolderIntake:
         return outcome
 
     # -- claiming and processing -----------------------------------------------------------
-    async def _take(self, stem: str, pdf: Path, sidecar: Path) -> Outcome | None:
-        claimed_pdf = self.layout.claimed / pdf.name
-        claimed_json = self.layout.claimed / sidecar.name
-        try:
-            # Sidecar first: if we die between the two renames, the PDF alone stays in the
-            # inbox and the sidecar waits in en-cours/, which recover_claimed() reunites.
-            os.replace(sidecar, claimed_json)
-            os.replace(pdf, claimed_pdf)
-        except OSError as exc:
-            log.warning("folder_claim_failed", error=type(exc).__name__)
+    def _claim(self, files: list[Path]) -> list[Path] | None:
+        """Rename `files` into `en-cours/` in this order, all or none: an OSError when one cannot
+        be moved (nothing moved then). None while a file of one of these names still waits
+        there to be finished: it is never overwritten, and these files are taken at a later
+        pass."""
+        moves = [(path, self.layout.claimed / path.name) for path in files]
+        if any(target.exists() for _, target in moves):
+            log.debug("folder_claim_deferred")
             return None
+        _move_all(moves)
         _fsync_dir(self.layout.claimed)
+        return [target for _, target in moves]
+
+    async def _take(self, stem: str, pdf: Path, sidecar: Path) -> Outcome | None:
+        # Sidecar first: if we die between the two renames, the PDF alone stays in the inbox and
+        # the sidecar waits in en-cours/, which _finish_claimed() reunites.
+        claimed = self._claim([sidecar, pdf])
+        if claimed is None:
+            return None
+        claimed_json, claimed_pdf = claimed
         return await self._process(stem, claimed_pdf, claimed_json)
 
     async def recover_claimed(self) -> list[Outcome]:
-        """Finish pairs and file sets left in `en-cours/` by a crash (they may already be
-        committed)."""
-        outcomes = []
-        claimed = _pairs(self.layout.claimed)
-        by_name = {p.name.lower(): p for files in claimed.values() for p in files.values()}
-        used: set[Path] = set()
-        for primary in sorted(_primaries(claimed), key=lambda p: p.name):
-            # The starting file is claimed last: when it is here, its companions are too.
-            fmt, needed, own = await asyncio.to_thread(_describe, primary)
-            if fmt is None:
-                continue
-            wanted = [*needed, *([f"{primary.stem}.pdf"] if own else [])]
-            companions = [by_name[n.lower()] for n in wanted if n.lower() in by_name
-                          and by_name[n.lower()] != primary]
-            used.update([primary, *companions])
-            outcome = await self._process_set(fmt, primary, companions, claimed=True)
-            if outcome is not None:
-                outcomes.append(outcome)
-        inbox = _pairs(self.layout.inbox)
-        for stem, all_files in sorted(claimed.items()):
-            files = {s: p for s, p in all_files.items() if p not in used}
-            sidecar, pdf = files.get(".json"), files.get(".pdf")
-            if sidecar is not None and pdf is None and ".pdf" in inbox.get(stem, {}):
-                # Died between the two renames of _take(): bring the PDF next to its sidecar.
-                pdf = self.layout.claimed / inbox[stem][".pdf"].name
-                os.replace(inbox[stem][".pdf"], pdf)
-            if sidecar is not None and pdf is not None:
-                outcome = await self._process(stem, pdf, sidecar)
-                if outcome is not None:
-                    outcomes.append(outcome)
-                continue
-            # Half a pair, or the companions of a set whose starting file was not claimed: give
-            # them back to the inbox, where they are seen again.
-            for path in files.values():
-                if path.exists():
-                    os.replace(path, _free_name(self.layout.inbox, path.name))
+        """Finish pairs and file sets left in `en-cours/` by a crash or by a file step that
+        failed (they may already be committed). `scan_once` does it first on every pass."""
+        outcomes, _keys = await self._finish_claimed()
         return outcomes
 
-    async def _process(self, stem: str, pdf: Path, sidecar: Path) -> Outcome | None:
+    async def _finish_claimed(self) -> tuple[list[Outcome], set[str]]:
+        """(outcomes, keys of the pairs and sets found in `en-cours/`)."""
+        outcomes: list[Outcome] = []
+        keys: set[str] = set()
         try:
-            pdf_bytes = pdf.read_bytes()
-            sidecar_bytes = sidecar.read_bytes()
+            claimed = _pairs(self.layout.claimed)
         except OSError as exc:
-            log.warning("folder_read_failed", error=type(exc).__name__)
-            return None
+            self._trouble(_CLAIMED_KEY, "folder_claimed_unreadable", exc)
+            return outcomes, keys
+        self._relieved(_CLAIMED_KEY, "folder_claimed_readable")
+        if not claimed:
+            return outcomes, keys
+        by_name = {p.name.lower(): p for files in claimed.values() for p in files.values()}
+        used: set[Path] = set()
+        undescribed = False
+        for primary in sorted(_primaries(claimed), key=lambda p: p.name):
+            # The starting file is claimed last: when it is here, its companions are too.
+            key = _set_key(primary)
+            keys.add(key)
+            try:
+                fmt, needed, own = await asyncio.to_thread(_describe, primary)
+            except OSError as exc:
+                # Unreadable for now: its companions (unknown) must not be given back below.
+                self._trouble(key, "folder_files_left_in_place", exc, stage="claimed_set")
+                used.add(primary)
+                undescribed = True
+                continue
+            if fmt is None:
+                continue
+            companions = _companions(primary, needed, own, by_name)
+            used.update([primary, *companions])
+            outcome = await self._guarded(key, "claimed_set", self._process_set(
+                fmt, primary, companions, claimed=True))
+            if outcome is not None:
+                outcomes.append(outcome)
+        try:
+            inbox = _pairs(self.layout.inbox)
+        except OSError:
+            inbox = {}
+        for stem, all_files in sorted(claimed.items()):
+            files = {s: p for s, p in all_files.items() if p not in used}
+            if not files:
+                continue
+            keys.add(stem)
+            outcome = await self._guarded(stem, "claimed_pair", self._finish_pair(
+                stem, files, inbox.get(stem, {}), give_back=not undescribed))
+            if outcome is not None:
+                outcomes.append(outcome)
+        return outcomes, keys
+
+    async def _finish_pair(self, stem: str, files: dict[str, Path], in_inbox: dict[str, Path],
+                           *, give_back: bool) -> Outcome | None:
+        sidecar, pdf = files.get(".json"), files.get(".pdf")
+        if sidecar is not None and pdf is None and ".pdf" in in_inbox:
+            # Died between the two renames of _take(): bring the PDF next to its sidecar.
+            pdf = self.layout.claimed / in_inbox[".pdf"].name
+            os.replace(in_inbox[".pdf"], pdf)
+        if sidecar is not None and pdf is not None:
+            return await self._process(stem, pdf, sidecar)
+        if give_back:
+            # Half a pair, or the companions of a set whose starting file was not claimed: give
+            # them back to the inbox, where they are seen again.
+            _move_all([(path, _free_name(self.layout.inbox, path.name))
+                       for path in files.values() if path.exists()])
+        return None
+
+    async def _process(self, stem: str, pdf: Path, sidecar: Path) -> Outcome | None:
+        # An OSError here leaves the files where they are (see _guarded).
+        pdf_bytes = pdf.read_bytes()
+        sidecar_bytes = sidecar.read_bytes()
         try:
             accept_pair(pdf_bytes, sidecar_bytes, pdf_name=pdf.name, sidecar_name=sidecar.name,
                         matrix=self._matrix)
@@ -493,35 +614,43 @@ class FolderIntake:
             await asyncio.to_thread(self._give_back, [pdf, sidecar])
             return None
         # Committed: only now may the source files leave en-cours/.
-        for path in (pdf, sidecar):
-            os.replace(path, _free_name(self.layout.done, path.name))
-        _fsync_dir(self.layout.done)
+        self._to_done([pdf, sidecar])
         outcome = Outcome(stem, True, job=job, duplicate=not created, jobs=(job,))
         log.info("folder_document_queued", job_id=job.id, duplicate=not created)
         self._report(outcome)
         return outcome
 
+    def _to_done(self, files: list[Path]) -> None:
+        """After the commit only. All or none: if one cannot move (held open by an antivirus,
+        done/ gone), they all stay in en-cours/ and the next pass finds the job committed."""
+        _move_all([(path, _free_name(self.layout.done, path.name)) for path in files])
+        _fsync_dir(self.layout.done)
+
     def _give_back(self, files: list[Path]) -> None:
-        for path in files:
-            os.replace(path, _free_name(self.layout.inbox, path.name))
+        """Back to the inbox under their own names: an HPRIM file names its PDF, a sidecar
+        names its PDF by its stem. If a new file of one of these names arrived meanwhile, they
+        stay in en-cours/ (finished at the next pass): a renamed sidecar could meet another
+        PDF."""
+        moves = [(path, self.layout.inbox / path.name) for path in files]
+        if any(target.exists() for _, target in moves):
+            log.info("folder_give_back_deferred", files=len(files))
+            return
+        _move_all(moves)
 
     def _quarantine(self, files: list[Path], stem: str, exc: BridgeError, *,
                     pair: bool = True) -> Outcome:
-        moved = [_free_name(self.layout.error, f.name) for f in files]
-        for source, target in zip(files, moved, strict=True):
-            os.replace(source, target)
-        reason = _free_name(self.layout.error, f"{Path(moved[-1].name).stem}.reason.txt")
-        again = ("le PDF et sa fiche JSON" if pair else
-                 "le fichier (et le PDF qui l'accompagne)")
-        reason.write_text(
-            f"Document refusé par dmp-bridge le "
-            f"{dt.datetime.now().astimezone():%d/%m/%Y à %H:%M}\n\n"
-            f"Fichiers : {', '.join(m.name for m in moved)}\n"
-            f"Motif ({exc.code}) : {exc.message_fr}\n\n"
-            f"Que faire : corrigez le problème indiqué, puis déposez de nouveau {again} dans le "
-            "dossier d'entrée. Rien n'a été envoyé au DMP.\n",
-            encoding="utf-8",
-        )
+        moves = [(source, _free_name(self.layout.error, source.name)) for source in files]
+        reason = _free_name(self.layout.error, f"{Path(moves[-1][1].name).stem}.reason.txt")
+        # The reason first, so a file never sits in error/ without it; it goes again if the
+        # files cannot follow (they then stay where they are, and are refused at a later pass).
+        try:
+            reason.write_text(_reason_text([target.name for _, target in moves], exc, pair=pair),
+                              encoding="utf-8")
+            _move_all(moves)
+        except OSError:
+            with contextlib.suppress(OSError):
+                reason.unlink(missing_ok=True)
+            raise
         _fsync_dir(self.layout.error)
         log.warning("folder_document_rejected", file_code=exc.code, event_detail=exc.event)
         outcome = Outcome(stem, False, code=exc.code, message_fr=exc.message_fr)
@@ -536,6 +665,18 @@ class FolderIntake:
             self._on_outcome(outcome)
 
 
+def _reason_text(names: list[str], exc: BridgeError, *, pair: bool) -> str:
+    """NAME.reason.txt: what was refused, why, and what to do (French, for the practice)."""
+    again = "le PDF et sa fiche JSON" if pair else "le fichier (et le PDF qui l'accompagne)"
+    return (
+        f"Document refusé par dmp-bridge le {dt.datetime.now().astimezone():%d/%m/%Y à %H:%M}"
+        f"\n\nFichiers : {', '.join(names)}\n"
+        f"Motif ({exc.code}) : {exc.message_fr}\n\n"
+        f"Que faire : corrigez le problème indiqué, puis déposez de nouveau {again} dans le "
+        "dossier d'entrée. Rien n'a été envoyé au DMP.\n"
+    )
+
+
 def _is_pair(files: dict[str, Path]) -> bool:
     return ".pdf" in files and ".json" in files
 
@@ -548,6 +689,14 @@ def _primaries(by_stem: dict[str, dict[str, Path]]) -> list[Path]:
 
 def _set_key(primary: Path) -> str:
     return "\0set\0" + primary.name
+
+
+def _companions(primary: Path, needed: tuple[str, ...], own: bool,
+                by_name: dict[str, Path]) -> list[Path]:
+    """The files of `by_name` (lower-case name → path) a starting file needs next to it."""
+    wanted = [*needed, *([f"{primary.stem}.pdf"] if own else [])]
+    return [by_name[n.lower()] for n in wanted
+            if n.lower() in by_name and by_name[n.lower()] != primary]
 
 
 def _describe(primary: Path) -> tuple[FolderFormat | None, tuple[str, ...], bool]:
@@ -565,8 +714,19 @@ def _describe(primary: Path) -> tuple[FolderFormat | None, tuple[str, ...], bool
 
 
 def _set_intake(fmt: FolderFormat, name: str, index: int, document: FolderDocument) -> Intake:
+    """The intake of the `index`-th document read from the file set started by `name`.
+
+    Its idempotency key holds no file name, on purpose. A job is made of the payload and the
+    metadata only (the name is just its label, `source_ref`), and `read_file_set` is pure: the
+    metadata comes from the files' bytes and the folder's profile alone (identity traits a
+    profile reads from a file name are in the metadata, so in the key). Two intakes with the
+    same key would therefore put the very same document in the DMP twice: keyed by content, a
+    set whose commit stopped half-way, or that comes back renamed (by a user, or by
+    `_free_name`), finds the documents already queued instead of queuing them again. The format
+    and the document's place in the set complete the key, as before.
+    """
     key = hashlib.sha256(
-        b"folder-set\0" + fmt.value.encode() + b"\0" + name.encode("utf-8") + b"\0"
+        b"folder-set\0" + fmt.value.encode() + b"\0"
         + str(index).encode() + b"\0" + hashlib.sha256(document.payload).digest()
         + hashlib.sha256(document.metadata).digest()
     ).hexdigest()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from bridge.jobs import Intake, Job, JobState
 from connectors.folder_intake import ORPHAN_AFTER, FolderIntake
@@ -383,3 +384,166 @@ async def test_a_full_disk_refuses_without_acknowledging_and_recovers_by_itself(
     assert [o.accepted for o in outcomes] == [True]
     assert store.received() == 1
     assert names(intake.layout.done) == {"disque-plein.pdf", "disque-plein.json"}
+
+
+# -- a file step that fails never stops the folder ----------------------------------------------
+
+
+def block_folder(folder: Path) -> None:
+    """Replace an (empty) sub-folder by a file of the same name: every rename into it fails, as
+    when a user or an antivirus gets in the way."""
+    folder.rmdir()
+    folder.write_bytes(b"")
+
+
+def fill_disk(store: SqliteStore) -> None:
+    """SQLite's page limit stands in for a full disk: no room for one more document."""
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def free_disk(store: SqliteStore) -> None:
+    store._conn.execute("PRAGMA max_page_count = 1073741823")
+
+
+def logged_values(logs: list[dict[str, Any]]) -> str:
+    return " ".join(str(value) for entry in logs for value in entry.values())
+
+
+async def test_a_committed_pair_that_cannot_reach_done_waits_in_claimed_then_goes_alone(
+        intake: FolderIntake, inbox: Path, store: SqliteStore) -> None:
+    block_folder(intake.layout.done)
+    drop_pair(inbox, "soins")
+    drop_pair(inbox, "refuse", sidecar_bytes=b'{"patient": ')
+
+    with capture_logs() as logs:
+        outcomes = await take_after_window(intake)
+        assert await intake.scan_once(now=T0 + 2 * STABILITY) == []  # still blocked
+
+    # Committed once, and kept where the bridge can finish it; the refused pair went on.
+    assert [(o.name, o.accepted) for o in outcomes] == [("refuse", False)]
+    assert store.received() == 1
+    assert names(intake.layout.claimed) == {"soins.pdf", "soins.json"}
+    assert names(intake.layout.error) == {"refuse.pdf", "refuse.json", "refuse.reason.txt"}
+    assert names(inbox) == {"done"}  # only the obstacle, left alone
+    # Said once (not at every pass), with the folder at fault, and no file name.
+    left = [e for e in logs if e["event"] == "folder_files_left_in_place"]
+    assert [(e["log_level"], e["target"], e["stage"]) for e in left] == [
+        ("warning", "done", "inbox_pair"), ("debug", "done", "claimed_pair")]
+    assert "soins" not in logged_values(logs) and "refuse" not in logged_values(logs)
+
+    intake.layout.done.unlink()  # the obstacle is gone; the same bridge, no restart
+    [outcome] = await intake.scan_once(now=T0 + dt.timedelta(minutes=1))
+
+    assert outcome.accepted and outcome.duplicate
+    assert store.received() == 1 and len(store.list_jobs()) == 1
+    assert names(intake.layout.done) == {"soins.pdf", "soins.json"}
+    assert names(intake.layout.claimed) == set()
+
+
+async def test_a_new_pair_never_overwrites_a_pair_of_the_same_name_waiting_in_claimed(
+        intake: FolderIntake, inbox: Path, store: SqliteStore) -> None:
+    block_folder(intake.layout.done)
+    first, second = pdf_bytes("Premier passage."), pdf_bytes("Second passage.")
+    drop_pair(inbox, "soins", pdf=first)
+    await take_after_window(intake)
+    drop_pair(inbox, "soins", pdf=second)  # the software reuses the name
+
+    assert await take_after_window(intake, T0 + dt.timedelta(minutes=1)) == []
+
+    assert (intake.layout.claimed / "soins.pdf").read_bytes() == first
+    assert names(inbox) == {"soins.pdf", "soins.json", "done"}  # its namesake leaves first
+    intake.layout.done.unlink()
+    [finished] = await intake.scan_once(now=T0 + dt.timedelta(minutes=2))
+    [taken] = await intake.scan_once(now=T0 + dt.timedelta(minutes=2) + STABILITY)
+
+    assert finished.duplicate and taken.accepted and not taken.duplicate
+    assert store.received() == 2
+    assert (intake.layout.done / "soins.pdf").read_bytes() == first
+    assert (intake.layout.done / "soins-2.pdf").read_bytes() == second
+    assert names(inbox) == set() and names(intake.layout.claimed) == set()
+
+
+async def test_a_refusal_that_cannot_reach_error_at_start_up_is_written_once_error_is_back(
+        intake: FolderIntake, inbox: Path, store: SqliteStore) -> None:
+    # A crash left a bad pair in en-cours/; at the restart, error/ is unusable.
+    drop_pair(intake.layout.claimed, "refuse", sidecar_bytes=b'{"patient": ')
+    drop_pair(inbox, "soins")
+    block_folder(intake.layout.error)
+
+    assert await intake.recover_claimed() == []
+    outcomes = await take_after_window(intake)
+
+    assert [o.accepted for o in outcomes] == [True]  # the next pair is still taken
+    assert names(intake.layout.claimed) == {"refuse.pdf", "refuse.json"}
+    assert not list(inbox.rglob("*.reason.txt"))  # no reason without its files
+    intake.layout.error.unlink()
+    [refused] = await intake.scan_once(now=T0 + dt.timedelta(minutes=1))
+
+    assert (refused.accepted, refused.code) == (False, "SIDECAR_JSON")
+    assert names(intake.layout.error) == {"refuse.pdf", "refuse.json", "refuse.reason.txt"}
+    assert names(intake.layout.claimed) == set()
+    assert store.received() == 1
+
+
+async def test_files_given_back_keep_their_names_and_never_meet_a_newer_namesake(
+        inbox: Path, store: SqliteStore) -> None:
+    """The commit fails while the software writes a new soins.pdf (another patient): the
+    claimed pair waits in en-cours/ instead of coming back as soins-2.*, where the old sidecar
+    would have been paired with the new PDF."""
+    newer = pdf_bytes("Autre patient.")
+
+    async def enqueue_while_a_namesake_arrives(intake: Intake) -> tuple[Job, bool]:
+        (inbox / "soins.pdf").write_bytes(newer)
+        return await asyncio.to_thread(store.enqueue, intake)
+
+    folder_intake = FolderIntake(inbox, enqueue_while_a_namesake_arrives, stability=STABILITY)
+    folder_intake.layout.create()
+    drop_pair(inbox, "soins", pdf=pdf_bytes("x" * 50_000))
+    fill_disk(store)
+
+    assert await take_after_window(folder_intake) == []
+
+    assert names(folder_intake.layout.claimed) == {"soins.pdf", "soins.json"}
+    assert names(inbox) == {"soins.pdf"} and (inbox / "soins.pdf").read_bytes() == newer
+    free_disk(store)
+    [outcome] = await folder_intake.scan_once(now=T0 + dt.timedelta(minutes=1))
+
+    assert outcome.accepted and store.received() == 1
+    assert names(folder_intake.layout.done) == {"soins.pdf", "soins.json"}
+    assert (inbox / "soins.pdf").read_bytes() == newer  # waits for its own sidecar
+
+
+async def test_run_keeps_going_while_done_is_unusable_and_finishes_once_it_is_back(
+        inbox: Path, store: SqliteStore,
+        enqueue: Callable[[Intake], Awaitable[tuple[Job, bool]]]) -> None:
+    folder_intake = FolderIntake(inbox, enqueue, stability=dt.timedelta(seconds=0.1),
+                                 rescan_interval=0.2)
+    folder_intake.layout.create()
+    block_folder(folder_intake.layout.done)  # already broken when the bridge starts
+    task = asyncio.create_task(folder_intake.run())
+    try:
+        drop_pair(inbox, "soins")
+        async with asyncio.timeout(10):
+            while names(folder_intake.layout.claimed) != {"soins.pdf", "soins.json"} \
+                    or store.received() == 0:
+                await asyncio.sleep(0.05)
+        drop_pair(inbox, "pansement")
+        async with asyncio.timeout(10):
+            while store.received() < 2:
+                await asyncio.sleep(0.05)
+        assert not task.done()
+
+        folder_intake.layout.done.unlink()
+        async with asyncio.timeout(10):
+            while names(folder_intake.layout.claimed):
+                await asyncio.sleep(0.05)
+        assert not task.done()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    assert store.received() == 2 and len(store.list_jobs()) == 2
+    assert names(folder_intake.layout.done) == {"soins.pdf", "soins.json", "pansement.pdf",
+                                                "pansement.json"}

@@ -31,6 +31,7 @@ from tests.intake_formats.builders import (
     hl7_file,
     hprim_net,
     hprim_sante,
+    metadata_xml,
     pdf,
     xdm_zip,
     zip_bomb,
@@ -384,3 +385,88 @@ async def test_a_file_set_left_claimed_by_a_crash_is_queued_once_at_restart(
 
     assert outcome.accepted and again.duplicate
     assert store.received() == 1
+
+
+# ------------------------------------------------------------------------- failed file steps
+
+def fill_disk(store: SqliteStore) -> None:
+    """SQLite's page limit stands in for a full disk: no room for one more large document."""
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def free_disk(store: SqliteStore) -> None:
+    store._conn.execute("PRAGMA max_page_count = 1073741823")
+
+
+async def test_a_committed_set_that_cannot_reach_done_is_finished_at_a_later_pass(
+        inbox: Path, enqueue: Enqueue, matrix: Matrix, store: SqliteStore) -> None:
+    intake = folder(inbox, enqueue, matrix, cda_identity_qualified=True)
+    intake.layout.done.rmdir()
+    intake.layout.done.write_bytes(b"")  # in the way of every move to done/
+    (inbox / "MSG0001.hl7").write_bytes(hl7_file())
+    (inbox / "piege.xml").write_bytes(XXE)
+
+    outcomes = await settle(intake)
+
+    assert [(o.name, o.accepted) for o in outcomes] == [("piege", False)]  # the rest goes on
+    assert store.received() == 1
+    assert names(intake.layout.claimed) == {"MSG0001.hl7"}
+    intake.layout.done.unlink()
+    [outcome] = await intake.scan_once(now=LATER + dt.timedelta(minutes=1))  # no restart
+
+    assert outcome.accepted and outcome.duplicate
+    assert store.received() == 1
+    assert names(intake.layout.done) == {"MSG0001.hl7"}
+    assert names(intake.layout.claimed) == set()
+
+
+async def test_an_archive_whose_commit_stopped_half_way_is_not_queued_twice_under_a_new_name(
+        inbox: Path, matrix: Matrix, store: SqliteStore) -> None:
+    first_done: list[Job] = []
+
+    async def disk_full_after_one_document(intake: Intake) -> tuple[Job, bool]:
+        job, created = await asyncio.to_thread(store.enqueue, with_lot_keys(intake))
+        if not first_done:
+            first_done.append(job)
+            fill_disk(store)
+        return job, created
+
+    intake = folder(inbox, disk_full_after_one_document, matrix, cda_identity_qualified=True)
+    large = cda_file(unique_id="2.25.4242", set_id="2.25.4243", pdf=pdf("x" * 50_000))
+    archive = xdm_zip([("DOC0001.XML", cda_file(), "text/xml"),
+                       ("DOC0002.XML", large, "text/xml")])
+    (inbox / "mssante.zip").write_bytes(archive)
+
+    assert await settle(intake) == []
+    assert store.received() == 1  # the first document only: the archive is back in the inbox
+    assert names(inbox) == {"mssante.zip"}
+
+    # The archive comes again under another name (a user copy, a mail client saving it again).
+    (inbox / "mssante.zip").rename(inbox / "mssante-2.zip")
+    free_disk(store)
+    await intake.scan_once(now=T0 + dt.timedelta(minutes=1))
+    [outcome] = await intake.scan_once(now=LATER + dt.timedelta(minutes=1))
+
+    assert outcome.accepted and not outcome.duplicate  # the second document is new
+    assert outcome.jobs[0].id == first_done[0].id  # the first one was found by its key
+    assert store.received() == 2 and len(store.list_jobs()) == 2
+    assert {store.payload(job.id) for job in outcome.jobs} == {cda_file(), large}
+    assert names(intake.layout.done) == {"mssante-2.zip"}
+
+
+async def test_an_archive_listing_one_document_twice_goes_to_error_with_its_reason(
+        inbox: Path, enqueue: Enqueue, matrix: Matrix, store: SqliteStore) -> None:
+    intake = folder(inbox, enqueue, matrix, cda_identity_qualified=True)
+    cda = cda_file()
+    twice = metadata_xml([("DOC0001.XML", cda, "text/xml"), ("DOC0001.XML", cda, "text/xml")])
+    (inbox / "envoi.zip").write_bytes(xdm_zip([("DOC0001.XML", cda, "text/xml")],
+                                              metadata=twice))
+
+    [outcome] = await settle(intake)
+
+    assert outcome.code == "XDM_DUPLICATE_DOCUMENT"
+    assert names(intake.layout.error) == {"envoi.zip", "envoi.reason.txt"}
+    reason = reason_of(intake, "envoi")
+    assert "décrit deux fois le document DOC0001.XML" in reason and NOT_SENT in reason
+    assert store.received() == 0

@@ -70,3 +70,14 @@ def test_a_pdf_document_is_read_and_its_type_kept() -> None:
                        file_name="envoi.zip")
 
     assert [(d.mime_type, d.data) for d in package.documents] == [("application/pdf", document)]
+
+
+def test_a_document_listed_twice_in_metadata_is_refused_as_it_would_be_sent_twice() -> None:
+    cda = cda_file()
+    twice = metadata_xml([("DOC0001.XML", cda, "text/xml"), ("doc0001.xml", cda, "text/xml")])
+
+    error = refusal(xdm_zip([("DOC0001.XML", cda, "text/xml")], metadata=twice))
+
+    assert error.code == "XDM_DUPLICATE_DOCUMENT"
+    assert "décrit deux fois le document doc0001.xml" in error.message_fr
+    assert "Rien n'a été envoyé au DMP" in error.message_fr
