@@ -53,6 +53,9 @@ _SIDECAR_DOCUMENT: dict[str, Any] = {
         "date": {"type": "string", "format": "date-time",
                  "description": "Avec fuseau horaire (2026-11-21T09:30:00+01:00)."},
         "confirm_with_patient": {"type": "boolean", "default": False},
+        "body_format": {"enum": ["pdf", "text"], "default": "pdf",
+                        "description": "« text » : le fichier joint est un texte brut UTF-8 "
+                        "(lettre sans PDF), envoyé dans un CDA à corps text/plain."},
         "visibility": {
             "type": "array", "uniqueItems": True,
             "description": "Restrictions demandées par le professionnel (TRE_A07), en plus "
