@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import sqlite3
 import statistics
 import time
@@ -65,7 +66,7 @@ def make_intakes(count: int) -> list[Intake]:
         name = f"soins-{n}.pdf"
         intakes.append(with_lot_keys(Intake(
             "folder", name, _common.folder_key(name, pdf, sidecar), pdf, sidecar,
-            _common.now_utc())))
+            _common.now_utc(), payload_sha256=hashlib.sha256(pdf).hexdigest())))
     return intakes
 
 

@@ -103,6 +103,14 @@ class Intake:
     # with the same two keys may travel in one submission set. None: never grouped.
     patient_key: str | None = None
     author_key: str | None = None
+    # Hex SHA-256 of `payload` when the connector already computed it for its idempotency key
+    # (a 100 KB PDF is then hashed once per intake, not twice); None: the store computes it.
+    payload_sha256: str | None = None
+
+
+def reception_message_fr(channel: str) -> str:
+    """The text of a job's first event, its reception."""
+    return f"Document reçu ({channel}) et mis en file d'attente."
 
 
 @dataclass(frozen=True)

@@ -592,11 +592,12 @@ class FolderIntake:
                         matrix=self._matrix)
         except BridgeError as exc:
             return self._quarantine([pdf, sidecar], stem, exc)
+        pdf_sha256 = hashlib.sha256(pdf_bytes).digest()  # for the key and for the queue
         key = hashlib.sha256(
             b"folder\0"
             + pdf.name.encode("utf-8")
             + b"\0"
-            + hashlib.sha256(pdf_bytes).digest()
+            + pdf_sha256
             + hashlib.sha256(sidecar_bytes).digest()
         ).hexdigest()
         intake = Intake(
@@ -606,6 +607,7 @@ class FolderIntake:
             payload=pdf_bytes,
             metadata=sidecar_bytes,
             received_at=dt.datetime.now(dt.UTC),
+            payload_sha256=pdf_sha256.hex(),
         )
         try:
             job, created = await self._enqueue(intake)
@@ -725,12 +727,13 @@ def _set_intake(fmt: FolderFormat, name: str, index: int, document: FolderDocume
     `_free_name`), finds the documents already queued instead of queuing them again. The format
     and the document's place in the set complete the key, as before.
     """
+    payload_sha256 = hashlib.sha256(document.payload).digest()
     key = hashlib.sha256(
         b"folder-set\0" + fmt.value.encode() + b"\0"
-        + str(index).encode() + b"\0" + hashlib.sha256(document.payload).digest()
+        + str(index).encode() + b"\0" + payload_sha256
         + hashlib.sha256(document.metadata).digest()
     ).hexdigest()
     ref = name if document.label == name else f"{name} › {document.label}"
     return Intake(channel="folder", source_ref=ref[:200], idempotency_key=key,
                   payload=document.payload, metadata=document.metadata,
-                  received_at=dt.datetime.now(dt.UTC))
+                  received_at=dt.datetime.now(dt.UTC), payload_sha256=payload_sha256.hex())

@@ -295,6 +295,7 @@ class HttpApi:
             payload=submission.payload,
             metadata=submission.metadata,
             received_at=dt.datetime.now(dt.UTC),
+            payload_sha256=submission.payload_sha256,  # hashed by _judge, in the worker thread
         )
         try:
             job, created = await self._enqueue(intake)

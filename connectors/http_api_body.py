@@ -19,6 +19,7 @@ import binascii
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -43,12 +44,17 @@ class Submission:
     pdf_name: str  # how the French reasons name the PDF (the field, never a client file name)
     sidecar_name: str
 
+    @cached_property
+    def payload_sha256(self) -> str:
+        """Hex SHA-256 of the PDF: computed once, for the content hash and for the queue."""
+        return hashlib.sha256(self.payload).hexdigest()
+
     @property
     def content_sha256(self) -> str:
         """One hash for the pair: the same document by either encoding gives the same value."""
         return hashlib.sha256(
             b"http-content\0"
-            + hashlib.sha256(self.payload).digest()
+            + bytes.fromhex(self.payload_sha256)
             + hashlib.sha256(self.metadata).digest()
         ).hexdigest()
 

@@ -271,6 +271,7 @@ class MllpServer:
                 ErrorCode.APPLICATION)
         if document.action not in self.settings.actions:
             return _unsupported_action(document.action)
+        content_sha256 = hashlib.sha256(document.content).hexdigest()
         intake = Intake(
             channel="mllp",
             source_ref=source_ref(header),
@@ -278,6 +279,7 @@ class MllpServer:
             payload=document.content,
             metadata=document.sidecar_json,
             received_at=dt.datetime.now(dt.UTC),
+            payload_sha256=content_sha256,
         )
         try:
             job, created = await self._enqueue(intake)
@@ -286,7 +288,7 @@ class MllpServer:
             return rejected(
                 "dmp-bridge n'a pas pu enregistrer le message (file d'attente indisponible) : "
                 "rien n'a été conservé, renvoyez-le.", ErrorCode.APPLICATION, resend=True)
-        if not created and job.payload_sha256 != hashlib.sha256(document.content).hexdigest():
+        if not created and job.payload_sha256 != content_sha256:
             # Same sender, same MSH-10, another document: a positive ACK would lose it silently.
             return rejected(
                 f"L'identifiant de message {header.control_id} (MSH-10) a déjà été utilisé par "

@@ -44,7 +44,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from bridge.jobs import Intake, Job, JobState, StateChanged
+from bridge.jobs import Intake, Job, JobState, StateChanged, reception_message_fr
 from bridge.store_port import JobNotActive, StoreError, UnknownJob
 from connectors.postgres_base import PostgresBase
 from connectors.postgres_schema import MIGRATIONS, SCHEMA_VERSION, aware, job_from_row
@@ -164,7 +164,7 @@ class PostgresStore(PostgresBase):
                     intake.channel,
                     intake.source_ref,
                     key,
-                    sha256_hex(intake.payload),
+                    intake.payload_sha256 or sha256_hex(intake.payload),
                     received_at,
                     received_at,
                     intake.patient_key,
@@ -192,7 +192,7 @@ class PostgresStore(PostgresBase):
                 old=None,
                 new=JobState.QUEUED,
                 code="RECEIVED",
-                message_fr=f"Document reçu ({intake.channel}) et mis en file d'attente.",
+                message_fr=reception_message_fr(intake.channel),
             )
         # The COMMIT has returned: row, payload and event are on the server's disk. Only now may
         # the caller acknowledge the source (ACK, HTTP 202, move of the file). A failure before

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from bridge.jobs import Job, JobEvent, JobState
+from bridge.jobs import Job, JobEvent, JobState, reception_message_fr
 from bridge.store_port import PayloadPurged, UnknownJob
 from connectors.sqlite_schema import (
     BLOB_SQL,
@@ -342,11 +342,22 @@ class SqliteBase(BlobChecks):
         return [job_from_row(r) for r in rows]
 
     def events(self, job_id: int) -> list[JobEvent]:
+        """The job's history, oldest first; [] for an unknown job. Its reception is not an
+        events row (schema 3): it is made from the job row, written in the same COMMIT."""
         with self._lock:
+            job = self._conn.execute(
+                "SELECT channel, received_at FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
             rows = self._conn.execute(
                 "SELECT * FROM events WHERE job_id = ? ORDER BY id", (job_id,)
             ).fetchall()
-        result = []
+        if job is None:
+            return []
+        received_at = from_text(job["received_at"])
+        assert received_at is not None
+        result = [JobEvent(job_id=job_id, at=received_at, from_state=None,
+                           to_state=JobState.QUEUED, code="RECEIVED",
+                           message_fr=reception_message_fr(job["channel"]))]
         for r in rows:
             at = from_text(r["at"])
             assert at is not None
@@ -371,9 +382,13 @@ class SqliteBase(BlobChecks):
         return result
 
     def received(self) -> int:
-        """Jobs ever received, counted apart from the rows: a vanished row breaks conservation."""
+        """Jobs ever received, counted apart from the rows: a vanished row breaks conservation.
+
+        The AUTOINCREMENT sequence of `jobs`: each intake's INSERT raises it by one in the
+        intake's own transaction (a rolled-back intake does not), and a deleted row does not
+        lower it."""
         with self._lock:
             row = self._conn.execute(
-                "SELECT value FROM counters WHERE name = 'received'"
+                "SELECT seq FROM sqlite_sequence WHERE name = 'jobs'"
             ).fetchone()
-        return int(row[0])
+        return 0 if row is None else int(row[0])

@@ -109,6 +109,24 @@ class StoreContract:
         [event] = store.events(job.id)
         assert (event.from_state, event.to_state, event.code) == (None, JobState.QUEUED, "RECEIVED")
         assert event.at == job.received_at
+        assert event.message_fr == "Document reçu (folder) et mis en file d'attente."
+        assert store.events(job.id + 1000) == []
+
+    def test_the_payload_hash_a_connector_computed_is_taken_as_is(self, store: Store) -> None:
+        """A connector that hashed the payload for its idempotency key hands that hash over, so
+        a document is hashed once per intake. The store does not hash it again: a wrong hash
+        (a connector's bug) shows at the first read of the payload, the check before each
+        send, and the job goes `corrupt` instead of sending other bytes than those received."""
+        right = hashlib.sha256(b"%PDF-1.4 document 1").hexdigest()
+        job, _ = store.enqueue(replace(intake(1), payload_sha256=right))
+        assert job.payload_sha256 == right
+        assert store.payload(job.id) == b"%PDF-1.4 document 1"
+
+        wrong = hashlib.sha256(b"other bytes").hexdigest()
+        job, _ = store.enqueue(replace(intake(2), payload_sha256=wrong))
+        assert store.get(job.id).payload_sha256 == wrong  # type: ignore[union-attr]
+        with pytest.raises(CorruptPayload):
+            store.payload(job.id)
 
     def test_concurrent_enqueue_of_the_same_inputs(self, open_store: OpenStore) -> None:
         """Two intakes (two processes) receive the same 50 documents: 50 jobs, not 100."""

@@ -99,7 +99,8 @@ def test_pragmas_and_schema(store: SqliteStore, db_path: Path) -> None:
     assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_AUTOCHECKPOINT_PAGES
     with raw(db_path) as other:  # WAL is persistent in the file itself
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert other.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        version = other.execute("SELECT version FROM schema_version").fetchall()
+        assert version == [(len(MIGRATIONS),)]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
@@ -140,7 +141,69 @@ def test_a_version_1_queue_is_migrated_and_keeps_its_jobs(db_path: Path) -> None
         assert (job.idempotency_key, job.patient_key, job.purged_at) == ("k", None, None)
         store.enqueue(intake(2))
     with raw(db_path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(len(MIGRATIONS),)]
+
+
+def test_a_version_2_queue_is_migrated_and_keeps_its_history_and_count(db_path: Path) -> None:
+    """Migration 3: the reception is read from the job row and the count of received jobs from
+    the `jobs` sequence; a version 2 file had both as rows (an event, a counter). Its jobs keep
+    one RECEIVED event each and its count, even with a row deleted behind the store's back."""
+    db_path.parent.mkdir(parents=True)
+    with raw(db_path) as conn:
+        for statements in MIGRATIONS[:2]:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version (version) VALUES (2)")
+        for n, at in ((1, "2025-03-04T09:30:00.000000+00:00"),
+                      (2, "2025-03-04T09:31:00.000000+00:00")):
+            conn.execute(
+                "INSERT INTO jobs (state, channel, source_ref, idempotency_key, payload_sha256,"
+                " received_at, updated_at) VALUES ('queued', 'http', ?, ?, 'h', ?, ?)",
+                (f"{n}.pdf", f"k{n}", at, at))
+            conn.execute(
+                "INSERT INTO events (job_id, at, from_state, to_state, code, message_fr)"
+                " VALUES (?, ?, NULL, 'queued', 'RECEIVED', 'Document reçu (http) et mis en"
+                " file d''attente.')", (n, at))
+            conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'received'")
+        conn.execute(
+            "INSERT INTO events (job_id, at, from_state, to_state, code, message_fr)"
+            " VALUES (1, '2025-03-04T09:32:00.000000+00:00', 'queued', 'active', 'CLAIMED',"
+            " 'Pris en charge pour l''envoi.')")
+        conn.execute("DELETE FROM jobs WHERE id = 2")  # vanished: conservation must see it
+    with SqliteStore.open(db_path) as store:
+        assert [(e.from_state, e.to_state, e.code, e.message_fr) for e in store.events(1)] == [
+            (None, JobState.QUEUED, "RECEIVED", "Document reçu (http) et mis en file d'attente."),
+            (JobState.QUEUED, JobState.ACTIVE, "CLAIMED", "Pris en charge pour l'envoi."),
+        ]
+        assert store.received() == 2
+        assert sum(store.counts().values()) == 1
+        job, _ = store.enqueue(intake(3))
+        assert job.id == 3  # never a vanished job's id
+        assert store.received() == 3
+    with raw(db_path) as conn:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        assert "counters" not in tables
+        stored = conn.execute("SELECT COUNT(*) FROM events WHERE code = 'RECEIVED'").fetchone()
+        assert stored == (0,)
+
+
+def test_an_intake_writes_the_job_and_its_payload_and_nothing_else(db_path: Path) -> None:
+    """Pages per COMMIT are the cost of intake (benchmarks/intake_rate.py): an intake adds a
+    job row and a payload row, no event row; jobs not yet packaged are not in the index of
+    submission ids."""
+    with SqliteStore.open(db_path) as store:
+        store.enqueue(intake(1))
+    with raw(db_path) as conn:
+        rows = {table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                for table in ("jobs", "payloads", "events")}
+        assert rows == {"jobs": 1, "payloads": 1, "events": 0}
+        plan = " ".join(row[3] for row in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE submission_unique_id = 'x'"))
+        assert "jobs_by_submission" in plan
+        [(index_sql,)] = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'jobs_by_submission'").fetchall()
+        assert "WHERE submission_unique_id IS NOT NULL" in index_sql
 
 
 # -- group commit: concurrent enqueues share one COMMIT -----------------------------------------

@@ -436,6 +436,9 @@ def test_the_same_document_is_registered_identically_whatever_the_channel(
         by_channel[channel_of(job, http_jobs)] = registered(
             document, signatures[document.submission_unique_id])
     assert sorted(by_channel) == sorted(CHANNELS)
+    # Each channel hands the store the PDF's hash it computed for its key (hashed once per
+    # intake): it must be the hash of the PDF, which the dispatcher checks before sending.
+    assert {job.payload_sha256 for job in jobs} == {hashlib.sha256(PDF).hexdigest()}
 
     reference = by_channel[FOLDER_PAIR]
     report = {channel: lines for channel, found in by_channel.items()
