@@ -19,7 +19,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from bridge.jobs import Intake, Job, JobState
-from connectors.folder_intake import ORPHAN_AFTER, FolderIntake
+from connectors.folder_intake import ORPHAN_AFTER, PAIRS_IN_FLIGHT, FolderIntake
 from connectors.sqlite_store import SqliteStore
 from service.demo import sample_documents
 from service.sample_pdf import make_pdf
@@ -123,6 +123,49 @@ async def test_a_pair_unchanged_for_the_window_is_queued_and_moved_to_done(
     assert names(intake.layout.done) == {"soins.pdf", "soins.json"}
     assert names(intake.layout.claimed) == set()
     assert names(intake.layout.error) == set()
+
+
+async def test_a_backlog_is_taken_several_pairs_at_once_each_moved_only_after_its_commit(
+        inbox: Path, store: SqliteStore) -> None:
+    """A pass takes up to PAIRS_IN_FLIGHT pairs at once (their commits share COMMITs): the
+    first PAIRS_IN_FLIGHT commits are all under way before any of them returns — one pair at a
+    time, the first would wait here for good — and never more. No pair reaches done/ before
+    the COMMIT holding its job; the outcomes keep the order of the file names."""
+    count = 2 * PAIRS_IN_FLIGHT + 3
+    pdfs = {f"soins-{n:02d}": pdf_bytes(f"Passage {n}.") for n in range(count)}
+    for stem, pdf in pdfs.items():
+        drop_pair(inbox, stem, pdf=pdf)
+    in_flight = most = 0
+    window_full = asyncio.Event()
+    moved_too_early: list[str] = []
+
+    async def enqueue(intake: Intake) -> tuple[Job, bool]:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        if in_flight == PAIRS_IN_FLIGHT:
+            window_full.set()
+        try:
+            await asyncio.wait_for(window_full.wait(), timeout=10)
+            if (inbox / "done" / intake.source_ref).exists():
+                moved_too_early.append(intake.source_ref)
+            return await asyncio.to_thread(store.enqueue, intake)
+        finally:
+            in_flight -= 1
+
+    folder = FolderIntake(inbox, enqueue, stability=STABILITY)
+    folder.layout.create()
+    outcomes = await take_after_window(folder)
+
+    assert [o.name for o in outcomes] == sorted(pdfs)
+    assert all(o.accepted and not o.duplicate for o in outcomes)
+    assert most == PAIRS_IN_FLIGHT
+    assert moved_too_early == []
+    assert store.received() == count
+    assert {store.payload(o.job.id) for o in outcomes if o.job} == set(pdfs.values())
+    assert names(folder.layout.done) == {f"{stem}{suffix}" for stem in pdfs
+                                         for suffix in (".pdf", ".json")}
+    assert names(inbox) == names(folder.layout.claimed) == set()
 
 
 async def test_a_pdf_still_growing_between_scans_is_not_taken(
