@@ -19,7 +19,7 @@ ROOT = HERE.parent
 
 # (script, arguments): the drain benchmark runs once per rate.
 RUNS: list[tuple[str, list[str]]] = [
-    ("intake_rate.py", []),
+    ("intake_rate.py", ["--runs", "3"]),
     ("package_cpu.py", []),
     ("drain_rate.py", ["--rate", "5"]),
     ("drain_rate.py", ["--rate", "4"]),

@@ -36,14 +36,11 @@ import asyncio
 import json
 import os
 import shutil
-import smtplib
 import socket
 import ssl
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -458,6 +455,12 @@ class SmtpNotifier:
         await asyncio.to_thread(self._send, notification)
 
     def _send(self, notification: Notification) -> None:
+        # Imported at the first e-mail: most installations send none, and a running bridge
+        # should not carry smtplib until it does.
+        import smtplib
+        from email.message import EmailMessage
+        from email.utils import formatdate, make_msgid
+
         s = self.settings
         message = EmailMessage()
         message["Subject"] = notification.subject_fr

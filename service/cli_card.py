@@ -9,11 +9,8 @@ launcher); the PIN is sent once, in a POST body, and is not kept, logged or retr
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +42,10 @@ def register(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]) ->
 
 def _call(args: argparse.Namespace, method: str, path: str,
           body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    # Imported here: `dmp-bridge run` loads this module for its parser, not for urllib/http.client.
+    import urllib.error
+    import urllib.request
+
     from service.api_token import load_token
     from service.cli_commands import _load
 
@@ -113,6 +114,8 @@ def _login(args: argparse.Namespace) -> int:
     if args.pin_stdin:
         pin = sys.stdin.readline().rstrip("\r\n")
     else:
+        import getpass
+
         pin = getpass.getpass("Code PIN de la carte CPS : ")
     body: dict[str, Any] = {"pin": pin, "lecteur": args.lecteur, "situation": args.situation}
     del pin

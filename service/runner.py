@@ -25,8 +25,6 @@ from bridge.retry import RetryPolicy
 from bridge.sidecar import parse_sidecar
 from bridge.vihf import Software
 from connectors.folder_intake import FolderIntake, Outcome
-from connectors.http_api import HttpApi, store_lookup
-from connectors.mllp_server import MllpServer, MllpSettings, patient_recorder
 from connectors.software_credentials import CredentialsError, SoftwareCredentials
 from connectors.sqlite_patients import SqlitePatientRegistry
 from connectors.sqlite_store import SqliteStore
@@ -300,9 +298,13 @@ def network_channels(config: BridgeConfig, enqueue: Callable[[Intake], Awaitable
                      store: SqliteStore, matrix: Matrix, api_token: str | None, *,
                      registry: SqlitePatientRegistry | None = None,
                      zam: ZamNotifier | None = None) -> list[asyncio.Task[None]]:
-    """The listeners the configuration enables (HL7 v2 over MLLP, the local HTTP API)."""
+    """The listeners the configuration enables (HL7 v2 over MLLP, the local HTTP API). Each is
+    imported only when enabled: both are off by default, and an idle bridge should not carry
+    their modules (issue 5's memory target)."""
     tasks = []
     if config.mllp.enabled:
+        from connectors.mllp_server import MllpServer, MllpSettings, patient_recorder
+
         adt = registry is not None and config.mllp.accept_adt
         mllp = MllpServer(enqueue, MllpSettings(
             port=config.mllp.port, max_frame_bytes=config.mllp.max_message_kb * 1024,
@@ -313,6 +315,8 @@ def network_channels(config: BridgeConfig, enqueue: Callable[[Intake], Awaitable
             on_committed=zam.remember if zam is not None else None)
         tasks.append(asyncio.create_task(mllp.run(), name="mllp"))
     if api_token is not None:
+        from connectors.http_api import HttpApi, store_lookup
+
         api = HttpApi(enqueue, store_lookup(store), token=api_token, matrix=matrix,
                       labels=STATE_LABELS, port=config.http.port,
                       max_body_bytes=config.http.max_body_mb * 1024 * 1024,
