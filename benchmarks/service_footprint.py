@@ -423,12 +423,25 @@ def idle_rss(interpreter: Interpreter, config_path: Path, config: BridgeConfig, 
         config_path.write_text(original, encoding="utf-8")
 
 
+def project_bytecode_present() -> bool:
+    """True when every module of the project's packages has an up-to-date .pyc next to it
+    (`scripts/bootstrap.sh` compiles them), so .venv's interpreter loads them compiled."""
+    for package in ("bridge", "connectors", "mappings", "service"):
+        for source in (_common.ROOT / package).rglob("*.py"):
+            cached = Path(importlib.util.cache_from_source(str(source)))
+            if not cached.exists() or cached.stat().st_mtime < source.stat().st_mtime:
+                return False
+    return True
+
+
 def measure_dev_venv(config_path: Path, config: BridgeConfig, out: Path) -> IdleMemory:
     """For information: the same process run by .venv's interpreter (test tools installed)."""
     dev = Interpreter(Path(sys.executable), "development venv .venv")
     memory = idle_rss(dev, config_path, config, out)
-    compiled = ("the project's modules compiled at start: PYTHONDONTWRITEBYTECODE is set"
-                if os.environ.get("PYTHONDONTWRITEBYTECODE") else "project .pyc files reused")
+    compiled = ("project .pyc files reused" if project_bytecode_present() else
+                "the project's modules compiled at every start: no .pyc next to them"
+                + (" and PYTHONDONTWRITEBYTECODE is set" if os.environ.get(
+                    "PYTHONDONTWRITEBYTECODE") else ""))
     print(f"  RSS {IDLE_SECONDS:g} s after ready, run from {dev.label}: {memory.rss:.1f} MiB "
           f"({memory.threads} threads; test tools installed, so structlog imports rich + "
           f"pygments; {compiled})")
