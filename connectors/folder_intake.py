@@ -516,7 +516,7 @@ class FolderIntake:
 
     async def _pairs_in_flight(self, pairs: list[tuple[str, dict[str, Path]]],
                                now: dt.datetime) -> list[Outcome]:
-        """Consider the pairs, up to `PAIRS_IN_FLIGHT` at once; their outcomes in pair order.
+        """Consider the pairs, up to `in_flight` at once; their outcomes in pair order.
         Each pair's own steps are as when alone (its files, its keys in `_seen`/`_stuck`)."""
         results: list[Outcome | None] = [None] * len(pairs)
         todo = iter(enumerate(pairs))
