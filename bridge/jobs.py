@@ -7,7 +7,7 @@ clock. `check_transition` is the one gate every state change goes through.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
@@ -106,6 +106,34 @@ class Intake:
     # Hex SHA-256 of `payload` when the connector already computed it for its idempotency key
     # (a 100 KB PDF is then hashed once per intake, not twice); None: the store computes it.
     payload_sha256: str | None = None
+
+
+def storable_text(value: str) -> str:
+    """`value` as a database can store it (UTF-8). A file name with a byte that is not UTF-8
+    reaches Python as a lone surrogate (`os.fsdecode`), which no UTF-8 encoder takes: it is
+    written as its `\\udcXX` escape instead, the same every time (keys stay stable)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def storable(intake: Intake) -> Intake:
+    """The intake with every text a store writes made storable (`storable_text`): one bad
+    file name must fail nothing, least of all the other intakes of its group commit."""
+    def fix(value: str | None) -> str | None:
+        return None if value is None else storable_text(value)
+
+    texts = (intake.channel, intake.source_ref, intake.idempotency_key, intake.patient_key,
+             intake.author_key, intake.payload_sha256)
+    if all(fix(text) == text for text in texts):
+        return intake
+    return replace(intake, channel=storable_text(intake.channel),
+                   source_ref=storable_text(intake.source_ref),
+                   idempotency_key=storable_text(intake.idempotency_key),
+                   patient_key=fix(intake.patient_key), author_key=fix(intake.author_key),
+                   payload_sha256=fix(intake.payload_sha256))
 
 
 def reception_message_fr(channel: str) -> str:

@@ -45,7 +45,7 @@ import datetime as dt
 import fnmatch
 import hashlib
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +77,12 @@ _LAYOUT_NAMES = frozenset({CLAIMED_DIR, DONE_DIR, ERROR_DIR})
 ORPHAN_AFTER = dt.timedelta(minutes=10)
 # Pairs a pass processes at once. 8: commits then hold several documents each (intake of a
 # backlog ≈ 0.9 of raw SQLite's one-document commit rate, benchmarks/intake_rate.py, against
-# ≈ 0.7 one pair at a time) while at most 8 PDFs (≤ 15 MiB each) are in memory.
+# ≈ 0.7 one pair at a time).
 PAIRS_IN_FLIGHT = 8
+# ... and at most this many bytes of their files (a document's bytes are copied a few times on
+# their way to the queue): small documents go 8 at a time, large scans (up to 15 MiB) one or
+# two at a time, a pair larger than this alone.
+IN_FLIGHT_BYTES = 32 * 1024 * 1024
 TEMPORARY_SUFFIXES = frozenset({".tmp", ".part", ".crdownload", ".partial"})
 SNIFF_BYTES = 4096
 # An HPRIM file is read whole to find the PDF it names; larger ones are refused by the parser.
@@ -170,6 +174,39 @@ def _pairs(folder: Path) -> dict[str, dict[str, Path]]:
     return _group(_files(folder))
 
 
+def _size(paths: Iterable[Path]) -> int:
+    """Bytes of the files (0 for one that cannot be read now: its step will say why)."""
+    total = 0
+    for path in paths:
+        with contextlib.suppress(OSError):
+            total += path.stat().st_size
+    return total
+
+
+class ByteBudget:
+    """Lets holders share at most `limit` bytes at once. A holder asking for more than the
+    limit waits until it can hold it all, so it runs alone; nothing waits for ever, since every
+    holder gives its bytes back."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._held = 0
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, size: int) -> AsyncIterator[None]:
+        size = min(size, self._limit)
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._held + size <= self._limit)
+            self._held += size
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._held -= size
+                self._changed.notify_all()
+
+
 def _fsync_dir(folder: Path) -> None:
     # Make a rename durable. Directories cannot be opened on Windows: there the rename is
     # journaled by NTFS and this step is skipped.
@@ -217,11 +254,13 @@ class FolderIntake:
         profile: FolderProfile | None = None,
         ignore: tuple[str, ...] = (),
         in_flight: int = PAIRS_IN_FLIGHT,
+        in_flight_bytes: int = IN_FLIGHT_BYTES,
     ) -> None:
-        if in_flight < 1:
-            raise ValueError("in_flight must be at least 1")
+        if in_flight < 1 or in_flight_bytes < 1:
+            raise ValueError("in_flight and in_flight_bytes must be at least 1")
         self.layout = FolderLayout(inbox)
         self._in_flight = in_flight
+        self._in_flight_bytes = in_flight_bytes
         self._matrix = matrix  # when given, a document kind it does not know is refused
         self._profile = profile or FolderProfile()
         self._ignore = tuple(pattern.lower() for pattern in ignore)
@@ -312,11 +351,17 @@ class FolderIntake:
     async def _guarded(self, key: str, stage: str,
                        step: Awaitable[Outcome | None]) -> Outcome | None:
         """One pair's or set's step; a file error (a file held open by an antivirus, a folder
-        gone) leaves its files where they are: taken again at the next pass."""
+        gone) leaves its files where they are: taken again at the next pass. So does any other
+        error (a bug): logged once, it stops neither the other pairs nor the folder."""
         try:
             outcome = await step
         except OSError as exc:
             self._trouble(key, "folder_files_left_in_place", exc, stage=stage)
+            return None
+        except Exception as exc:  # a bug for this pair or set: not for the others, nor the folder
+            emit = log.debug if key in self._stuck else log.error
+            self._stuck.add(key)
+            emit("folder_step_failed", error=type(exc).__name__, stage=stage)
             return None
         if outcome is not None:
             self._relieved(key, "folder_files_unblocked", stage=stage)
@@ -520,11 +565,13 @@ class FolderIntake:
         Each pair's own steps are as when alone (its files, its keys in `_seen`/`_stuck`)."""
         results: list[Outcome | None] = [None] * len(pairs)
         todo = iter(enumerate(pairs))
+        budget = ByteBudget(self._in_flight_bytes)
 
         async def worker() -> None:
             for index, (stem, files) in todo:  # shared: each takes the next pair when free
-                results[index] = await self._guarded(stem, "inbox_pair",
-                                                     self._consider(stem, files, now))
+                async with budget.hold(_size(files.values())):
+                    results[index] = await self._guarded(stem, "inbox_pair",
+                                                         self._consider(stem, files, now))
 
         async with asyncio.TaskGroup() as group:  # an unexpected error stops the others
             for _ in range(min(self._in_flight, len(pairs))):
@@ -621,10 +668,16 @@ class FolderIntake:
                         matrix=self._matrix)
         except BridgeError as exc:
             return self._quarantine([pdf, sidecar], stem, exc)
+        except Exception as exc:  # a checker bug must not stop the folder, nor lose the files
+            log.error("folder_pair_check_failed", error=type(exc).__name__)
+            return self._quarantine([pdf, sidecar], stem, BridgeError(
+                "Erreur interne de dmp-bridge à la lecture de ces fichiers : déposez-les de "
+                "nouveau plus tard ; si l'erreur persiste, contactez le support.",
+                code="INTERNAL_ERROR", event="folder_pair_internal_error"))
         pdf_sha256 = hashlib.sha256(pdf_bytes).digest()  # for the key and for the queue
         key = hashlib.sha256(
             b"folder\0"
-            + pdf.name.encode("utf-8")
+            + os.fsencode(pdf.name)  # its bytes, even those that are not UTF-8 (Linux)
             + b"\0"
             + pdf_sha256
             + hashlib.sha256(sidecar_bytes).digest()
@@ -675,8 +728,9 @@ class FolderIntake:
         # The reason first, so a file never sits in error/ without it; it goes again if the
         # files cannot follow (they then stay where they are, and are refused at a later pass).
         try:
+            # A name with a byte that is not UTF-8 is written with its \udcXX escape.
             reason.write_text(_reason_text([target.name for _, target in moves], exc, pair=pair),
-                              encoding="utf-8")
+                              encoding="utf-8", errors="backslashreplace")
             _move_all(moves)
         except OSError:
             with contextlib.suppress(OSError):

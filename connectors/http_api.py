@@ -281,7 +281,7 @@ class HttpApi:
                 return self._body_timeout()
             # In a worker thread, as the MLLP channel parses: hashing and checking a 20 MiB
             # document must not stall the other connections.
-            content = await asyncio.to_thread(self._judge, submission)
+            content, payload_sha256 = await asyncio.to_thread(self._judge, submission)
         except BridgeError as exc:
             log.warning("http_document_rejected", reason_code=exc.code, reason_event=exc.event)
             self._emit(HttpOutcome(False, code=exc.code, message_fr=exc.message_fr))
@@ -295,7 +295,7 @@ class HttpApi:
             payload=submission.payload,
             metadata=submission.metadata,
             received_at=dt.datetime.now(dt.UTC),
-            payload_sha256=submission.payload_sha256,  # hashed by _judge, in the worker thread
+            payload_sha256=payload_sha256,  # hashed by _judge, in the worker thread
         )
         try:
             job, created = await self._enqueue(intake)
@@ -336,11 +336,12 @@ class HttpApi:
             f"{BUSY_RETRY_AFTER_SECONDS} secondes (en-tête Retry-After).",
             headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)})
 
-    def _judge(self, submission: Submission) -> str:
-        """The content hash of a submission the folder channel would accept; else BridgeError."""
+    def _judge(self, submission: Submission) -> tuple[str, str]:
+        """(content hash, PDF hash) of a submission the folder channel would accept; else
+        BridgeError."""
         accept_pair(submission.payload, submission.metadata, pdf_name=submission.pdf_name,
                     sidecar_name=submission.sidecar_name, matrix=self._matrix)
-        return submission.content_sha256
+        return submission.digests()
 
     async def _get_document(self, request: web.Request) -> web.Response:
         job_id = int(request.match_info["job_id"])

@@ -19,7 +19,6 @@ import binascii
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -44,19 +43,16 @@ class Submission:
     pdf_name: str  # how the French reasons name the PDF (the field, never a client file name)
     sidecar_name: str
 
-    @cached_property
-    def payload_sha256(self) -> str:
-        """Hex SHA-256 of the PDF: computed once, for the content hash and for the queue."""
-        return hashlib.sha256(self.payload).hexdigest()
-
-    @property
-    def content_sha256(self) -> str:
-        """One hash for the pair: the same document by either encoding gives the same value."""
-        return hashlib.sha256(
-            b"http-content\0"
-            + bytes.fromhex(self.payload_sha256)
-            + hashlib.sha256(self.metadata).digest()
+    def digests(self) -> tuple[str, str]:
+        """(content hash, hex SHA-256 of the PDF). The content hash is one hash for the pair:
+        the same document by either encoding gives the same value. The PDF is hashed once, for
+        it and for the queue (no cache: a cached_property would serialise concurrent uploads
+        on its lock in Python 3.11)."""
+        payload_sha256 = hashlib.sha256(self.payload).digest()
+        content = hashlib.sha256(
+            b"http-content\0" + payload_sha256 + hashlib.sha256(self.metadata).digest()
         ).hexdigest()
+        return content, payload_sha256.hex()
 
 
 def intake_key(header_key: str | None, content_sha256: str) -> str:

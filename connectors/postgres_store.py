@@ -44,7 +44,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from bridge.jobs import Intake, Job, JobState, StateChanged, reception_message_fr
+from bridge.jobs import Intake, Job, JobState, StateChanged, reception_message_fr, storable
 from bridge.store_port import JobNotActive, StoreError, UnknownJob
 from connectors.postgres_base import PostgresBase
 from connectors.postgres_schema import MIGRATIONS, SCHEMA_VERSION, aware, job_from_row
@@ -147,6 +147,7 @@ class PostgresStore(PostgresBase):
     # -- writes ------------------------------------------------------------------------------
 
     def enqueue(self, intake: Intake) -> tuple[Job, bool]:
+        intake = storable(intake)  # PostgreSQL's UTF-8 refuses what SQLite's does
         received_at = aware(intake.received_at)
         key = intake.idempotency_key
         with self._tx() as cur:

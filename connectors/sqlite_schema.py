@@ -78,6 +78,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # not yet packaged.
     (
         "DELETE FROM events WHERE code = 'RECEIVED' AND from_state IS NULL",
+        # The count carries over: the sequence is raised to the counter if it is behind (never
+        # lowered: ids are never reused).
+        "UPDATE sqlite_sequence SET seq = MAX(seq, (SELECT value FROM counters"
+        " WHERE name = 'received')) WHERE name = 'jobs'",
+        "INSERT INTO sqlite_sequence (name, seq) SELECT 'jobs', value FROM counters"
+        " WHERE name = 'received' AND value > 0"
+        " AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'jobs')",
         "DROP TABLE counters",
         "DROP INDEX jobs_by_submission",
         "CREATE INDEX jobs_by_submission ON jobs (submission_unique_id)"

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Self
 
-from bridge.jobs import Intake, Job, JobState, check_transition
+from bridge.jobs import Intake, Job, JobState, check_transition, storable
 from bridge.store_port import JobNotActive, StoreError
 from connectors.sqlite_base import CommitGroups, SqliteBase, WalCheckpointer
 from connectors.sqlite_schema import (
@@ -161,7 +161,9 @@ class SqliteStore(SqliteBase):
 
     def enqueue(self, intake: Intake) -> tuple[Job, bool]:
         # Hash and texts in the caller's thread: callers hash in parallel (hashlib releases the
-        # GIL) while a COMMIT is being fsync'ed, and a bad input fails here, alone.
+        # GIL) while a COMMIT is being fsync'ed, and a bad input fails here, alone (a text
+        # SQLite cannot take would fail the whole group commit: see `storable`).
+        intake = storable(intake)
         received_at = to_text(intake.received_at)
         at = from_text(received_at)
         assert at is not None

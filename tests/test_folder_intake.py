@@ -10,6 +10,7 @@ import asyncio
 import copy
 import datetime as dt
 import json
+import os
 import shutil
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from bridge.jobs import Intake, Job, JobState
-from connectors.folder_intake import ORPHAN_AFTER, PAIRS_IN_FLIGHT, FolderIntake
+from connectors.folder_intake import ORPHAN_AFTER, PAIRS_IN_FLIGHT, FolderIntake, Outcome
 from connectors.sqlite_store import SqliteStore
 from service.demo import sample_documents
 from service.sample_pdf import make_pdf
@@ -166,6 +167,74 @@ async def test_a_backlog_is_taken_several_pairs_at_once_each_moved_only_after_it
     assert names(folder.layout.done) == {f"{stem}{suffix}" for stem in pdfs
                                          for suffix in (".pdf", ".json")}
     assert names(inbox) == names(folder.layout.claimed) == set()
+
+
+async def test_large_pairs_are_held_a_few_at_a_time_within_the_byte_budget(
+        inbox: Path, store: SqliteStore) -> None:
+    """Besides the count, the bytes of the pairs in flight are bounded: small ones go together
+    up to the budget, one larger than the whole budget goes alone, and all are queued."""
+    budget = 3 * 200_000
+    sizes = [150_000] * 6 + [900_000] + [150_000] * 3
+    pdfs = {f"soins-{n:02d}": pdf_bytes("x" * size) for n, size in enumerate(sizes)}
+    for stem, pdf in pdfs.items():
+        drop_pair(inbox, stem, pdf=pdf)
+    held: list[int] = []  # bytes of the pairs whose commit is under way
+    peaks: list[tuple[int, int]] = []  # (pairs, bytes) in flight at each commit's start
+
+    async def enqueue(intake: Intake) -> tuple[Job, bool]:
+        size = len(intake.payload) + len(intake.metadata)
+        held.append(size)
+        peaks.append((len(held), sum(held)))
+        try:
+            await asyncio.sleep(0.01)  # let the others come if the budget lets them
+            return await asyncio.to_thread(store.enqueue, intake)
+        finally:
+            held.remove(size)
+
+    folder = FolderIntake(inbox, enqueue, stability=STABILITY, in_flight_bytes=budget)
+    folder.layout.create()
+    outcomes = await take_after_window(folder)
+
+    assert [o.name for o in outcomes] == sorted(pdfs) and store.received() == len(pdfs)
+    assert max(pairs for pairs, _ in peaks) > 1  # small ones do go together
+    assert all(total <= budget for pairs, total in peaks if pairs > 1)
+    big = len(pdfs["soins-06"])
+    assert [pairs for pairs, total in peaks if total >= big] == [1]  # the big one alone
+
+
+async def test_an_undecodable_file_name_or_a_bug_in_one_pair_stops_no_other_pair(
+        inbox: Path, store: SqliteStore) -> None:
+    """A name with a byte that is not UTF-8 (possible on Linux) is queued like any other; an
+    unexpected error while one pair is handled (here, the outcome callback failing for it) is
+    logged without a file name and stops neither the other pairs nor the folder."""
+    odd = os.fsdecode(b"soins-\xff")
+    for stem in ("soins-1", odd, "soins-2", "soins-3"):
+        drop_pair(inbox, stem, pdf=pdf_bytes(f"Passage {stem!a}."))
+
+    def on_outcome(outcome: Outcome) -> None:
+        if outcome.name == "soins-2":
+            raise RuntimeError("a bug in a caller")
+
+    folder = FolderIntake(inbox, enqueue_through(store), stability=STABILITY,
+                          on_outcome=on_outcome)
+    folder.layout.create()
+    with capture_logs() as logs:
+        outcomes = await take_after_window(folder)
+
+    assert [o.name for o in outcomes] == ["soins-1", "soins-3", odd]
+    assert store.received() == 4  # soins-2 too: its failure came after its commit
+    assert names(folder.layout.claimed) == names(inbox) == set()
+    [failed] = [e for e in logs if e["event"] == "folder_step_failed"]
+    assert failed["error"] == "RuntimeError" and "soins" not in str(failed)
+    job = store.get(next(o for o in outcomes if o.name == odd).job.id)  # type: ignore[union-attr]
+    assert job is not None and job.source_ref == "soins-\\udcff.pdf"
+
+
+def enqueue_through(store: SqliteStore) -> Callable[[Intake], Awaitable[tuple[Job, bool]]]:
+    async def _enqueue(intake: Intake) -> tuple[Job, bool]:
+        return await asyncio.to_thread(store.enqueue, intake)
+
+    return _enqueue
 
 
 async def test_a_pdf_still_growing_between_scans_is_not_taken(

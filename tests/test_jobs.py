@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 
 import pytest
 
@@ -10,9 +11,12 @@ from bridge.errors import BridgeError
 from bridge.jobs import (
     ALLOWED_TRANSITIONS,
     IllegalTransition,
+    Intake,
     JobState,
     check_transition,
     conservation,
+    storable,
+    storable_text,
 )
 
 S = JobState
@@ -78,3 +82,20 @@ def test_conservation() -> None:
     assert not conservation(counts, 4)  # a job counted twice
     assert conservation({JobState.QUEUED: 2}, 2)  # missing states count as zero
     assert not conservation({JobState.QUEUED: 3, JobState.DONE: -1}, 2)
+
+
+def test_storable_text_escapes_only_what_utf8_cannot_carry() -> None:
+    assert storable_text("Compte-rendu é 🩺.pdf") == "Compte-rendu é 🩺.pdf"
+    odd = b"soins-\xff.pdf".decode("utf-8", "surrogateescape")  # how Linux names reach Python
+    assert storable_text(odd) == "soins-\\udcff.pdf"
+    assert storable_text(odd) == storable_text(odd)  # stable: the same file is the same key
+
+
+def test_storable_leaves_a_clean_intake_as_it_is_and_fixes_every_text_of_another() -> None:
+    at = datetime(2025, 3, 4, 9, 30, tzinfo=UTC)
+    clean = Intake("folder", "a.pdf", "k", b"%PDF", b"{}", at, patient_key="p")
+    assert storable(clean) is clean
+    odd = b"\xff".decode("utf-8", "surrogateescape")
+    fixed = storable(Intake("folder", odd, odd, b"%PDF", b"{}", at, author_key=odd))
+    assert (fixed.source_ref, fixed.idempotency_key, fixed.author_key) == ("\\udcff",) * 3
+    assert (fixed.payload, fixed.received_at, fixed.patient_key) == (b"%PDF", at, None)

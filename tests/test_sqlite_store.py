@@ -188,6 +188,33 @@ def test_a_version_2_queue_is_migrated_and_keeps_its_history_and_count(db_path: 
         assert stored == (0,)
 
 
+@pytest.mark.parametrize("jobs", [0, 2])
+def test_migration_3_keeps_a_count_larger_than_the_jobs_sequence(db_path: Path,
+                                                                 jobs: int) -> None:
+    """The count of received jobs moves from the counter to the `jobs` sequence: a counter
+    ahead of the sequence (however it came to be) is what the queue said, so it is kept, and
+    no id is reused after it."""
+    db_path.parent.mkdir(parents=True)
+    with raw(db_path) as conn:
+        for statements in MIGRATIONS[:2]:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version (version) VALUES (2)")
+        for n in range(jobs):
+            conn.execute(
+                "INSERT INTO jobs (state, channel, source_ref, idempotency_key, payload_sha256,"
+                " received_at, updated_at) VALUES ('done', 'folder', 'a.pdf', ?, 'h',"
+                " '2025-03-04T09:30:00.000000+00:00', '2025-03-04T09:30:00.000000+00:00')",
+                (f"k{n}",))
+        conn.execute("UPDATE counters SET value = 7 WHERE name = 'received'")
+    with SqliteStore.open(db_path) as store:
+        assert store.received() == 7
+        job, _ = store.enqueue(intake(1))
+        assert job.id == 8
+        assert store.received() == 8
+
+
 def test_an_intake_writes_the_job_and_its_payload_and_nothing_else(db_path: Path) -> None:
     """Pages per COMMIT are the cost of intake (benchmarks/intake_rate.py): an intake adds a
     job row and a payload row, no event row; jobs not yet packaged are not in the index of
@@ -327,6 +354,24 @@ def test_in_one_group_a_repeated_document_is_one_job_and_a_bad_input_fails_alone
     assert again == first and second.id != first.id
     assert store.received() == 2
     assert store.find_by_key("key-9") is None
+
+
+def test_a_file_name_that_is_not_utf8_fails_nothing_in_its_group(
+    open_store: Callable[[], SqliteStore], db_path: Path,
+) -> None:
+    """A name with a byte that is not UTF-8 reaches Python with a lone surrogate, which SQLite
+    cannot store: it is stored escaped, the same every time (the same file again is the same
+    job), and the other documents of its group commit are queued with it."""
+    store = open_store()
+    name = os.fsdecode(b"soins-\xff.pdf")
+    odd = replace(intake(5), source_ref=name, idempotency_key=f"key-{name}")
+    outcomes = enqueue_in_threads(store, [intake(1), odd, intake(2)], db_path)
+    assert all(not isinstance(o, BaseException) and o[1] for o in outcomes)
+    job = outcomes[1][0]  # type: ignore[index]
+    assert (job.source_ref, job.idempotency_key) == ("soins-\\udcff.pdf", "key-soins-\\udcff.pdf")
+    assert store.get(job.id) == job
+    assert store.enqueue(odd) == (job, False)
+    assert store.received() == 3
 
 
 # -- WAL checkpoints: in the store's own thread, not in the COMMIT of an intake ---------------
