@@ -185,3 +185,10 @@ class Store(Protocol):
     def counts(self) -> dict[JobState, int]: ...
 
     def received(self) -> int: ...
+
+    def tally(self) -> tuple[dict[JobState, int], int]:
+        """Counts per state and jobs ever received, read together: `(counts(), received())`
+        from one consistent snapshot, so no intake committed meanwhile (by this process or
+        another) falls between them. Check the conservation invariant on this, never on two
+        separate reads: those make a healthy queue look unbalanced while documents arrive."""
+        ...

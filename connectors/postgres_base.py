@@ -25,6 +25,10 @@ from connectors.store_blobs import BlobChecks
 
 Cursor = psycopg.Cursor[DictRow]
 
+COUNTS_SQL = "SELECT state, COUNT(*) AS n FROM jobs GROUP BY state"
+RECEIVED_SQL = "SELECT value FROM counters WHERE name = 'received'"
+SNAPSHOT_SQL = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+
 
 class PostgresBase(BlobChecks):
     """What `PostgresStore` builds on: transactions, row helpers, reads."""
@@ -172,17 +176,39 @@ class PostgresBase(BlobChecks):
 
     def counts(self) -> dict[JobState, int]:
         with self._tx() as cur:
-            cur.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+            cur.execute(COUNTS_SQL)
             rows = cur.fetchall()
-        result = dict.fromkeys(JobState, 0)
-        for r in rows:
-            result[JobState(r["state"])] = int(r["n"])
-        return result
+        return _counts(rows)
 
     def received(self) -> int:
         """Jobs ever received, counted apart from the rows: a vanished row breaks conservation."""
         with self._tx() as cur:
-            cur.execute("SELECT value FROM counters WHERE name = 'received'")
+            cur.execute(RECEIVED_SQL)
             row = cur.fetchone()
-        assert row is not None
-        return int(row["value"])
+        return _received(row)
+
+    def tally(self) -> tuple[dict[JobState, int], int]:
+        """`counts()` and `received()` read together: one REPEATABLE READ transaction, so both
+        statements see the same snapshot and no intake committed meanwhile falls between them
+        (read only: it can neither write nor fail to serialize)."""
+        with self._tx() as cur:
+            cur.execute(SNAPSHOT_SQL)  # first statement of the transaction, as it must be
+            cur.execute(COUNTS_SQL)
+            rows = cur.fetchall()
+            cur.execute(RECEIVED_SQL)
+            row = cur.fetchone()
+        return _counts(rows), _received(row)
+
+
+def _counts(rows: list[DictRow]) -> dict[JobState, int]:
+    """Every state, 0 for those without a job, from the rows of `COUNTS_SQL`."""
+    result = dict.fromkeys(JobState, 0)
+    for r in rows:
+        result[JobState(r["state"])] = int(r["n"])
+    return result
+
+
+def _received(row: DictRow | None) -> int:
+    """The row of `RECEIVED_SQL` (made by the first migration, never deleted)."""
+    assert row is not None
+    return int(row["value"])

@@ -25,6 +25,9 @@ from connectors.sqlite_schema import (
 )
 from connectors.store_blobs import BlobChecks
 
+COUNTS_SQL = "SELECT state, COUNT(*) FROM jobs GROUP BY state"
+RECEIVED_SQL = "SELECT seq FROM sqlite_sequence WHERE name = 'jobs'"
+
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], T]
 
@@ -375,20 +378,47 @@ class SqliteBase(BlobChecks):
 
     def counts(self) -> dict[JobState, int]:
         with self._lock:
-            rows = self._conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
-        result = dict.fromkeys(JobState, 0)
-        for state, n in rows:
-            result[JobState(state)] = int(n)
-        return result
+            rows = self._conn.execute(COUNTS_SQL).fetchall()
+        return _counts(rows)
 
     def received(self) -> int:
         """Jobs ever received, counted apart from the rows: a vanished row breaks conservation.
 
         The AUTOINCREMENT sequence of `jobs`: each intake's INSERT raises it by one in the
         intake's own transaction (a rolled-back intake does not), and a deleted row does not
-        lower it."""
+        lower it. Unlike PostgreSQL's counter, a row inserted behind the store's back raises it
+        too (conservation then holds for that row, as it holds for the store's own)."""
         with self._lock:
-            row = self._conn.execute(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'jobs'"
-            ).fetchone()
-        return 0 if row is None else int(row[0])
+            row = self._conn.execute(RECEIVED_SQL).fetchone()
+        return _received(row)
+
+    def tally(self) -> tuple[dict[JobState, int], int]:
+        """`counts()` and `received()` read together, in one read transaction: both from the
+        same snapshot of the WAL, so no intake committed meanwhile (by this store's writers,
+        held off by the lock, or by another process) can fall between them and make a
+        balanced queue look unbalanced."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN")  # deferred: the snapshot is taken by the first SELECT
+            try:
+                rows = conn.execute(COUNTS_SQL).fetchall()
+                row = conn.execute(RECEIVED_SQL).fetchone()
+                conn.execute("COMMIT")  # ends the read transaction (nothing was written)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return _counts(rows), _received(row)
+
+
+def _counts(rows: list[sqlite3.Row]) -> dict[JobState, int]:
+    """Every state, 0 for those without a job, from the rows of `COUNTS_SQL`."""
+    result = dict.fromkeys(JobState, 0)
+    for state, n in rows:
+        result[JobState(state)] = int(n)
+    return result
+
+
+def _received(row: sqlite3.Row | None) -> int:
+    """The row of `RECEIVED_SQL`: none before the first intake ever."""
+    return 0 if row is None else int(row[0])

@@ -83,8 +83,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     config = _load(args.config)
     with _open_store(config) as store:
-        counts = store.counts()
-        received = store.received()
+        counts, received = store.tally()
     balanced = conservation(counts, received)
     if args.prometheus:
         from service.metrics import queue_metrics

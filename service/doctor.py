@@ -129,7 +129,7 @@ def check_store(config: BridgeConfig) -> Check:
 
     try:
         with SqliteStore.open(path) as store:
-            counts, received = store.counts(), store.received()
+            counts, received = store.tally()
     except BridgeError as exc:
         return Check(False, label, exc.message_fr, fix)
     if not conservation(counts, received):

@@ -67,8 +67,7 @@ class Figures:
 
 def figures_from_store(store: Store, now: dt.datetime) -> Figures:
     """Blocking: call it in a worker thread."""
-    counts = store.counts()
-    received = store.received()
+    counts, received = store.tally()
     jobs = store.list_jobs(None, MANY)
     done = [job for job in jobs if job.state is JobState.DONE]
     latencies = tuple(max(0.0, (job.updated_at - job.received_at).total_seconds())

@@ -83,6 +83,7 @@ class StoreContract:
         port: Store = store
         assert port.received() == 0
         assert port.counts() == dict.fromkeys(JobState, 0)
+        assert port.tally() == (dict.fromkeys(JobState, 0), 0)
         assert port.list_jobs() == []
 
     def test_enqueue_is_idempotent(self, store: Store, backdoor: Backdoor) -> None:
@@ -478,6 +479,46 @@ class StoreContract:
         assert store.received() == 12
         assert conservation(counts, store.received())
         assert not conservation({**counts, JobState.DONE: 0}, store.received())
+        assert store.tally() == (counts, 12)
+
+    def test_every_tally_balances_while_documents_arrive(self, open_store: OpenStore) -> None:
+        """The dashboard, `status`, `doctor` and /metrics check conservation while intakes
+        commit. A tally is one snapshot: in every one taken while four intakes (as many
+        processes) commit, received = the sum of the states. Two separate reads would let a
+        commit fall between them and show a healthy queue as having lost a document."""
+        writers, wanted, rises_wanted = 4, 300, 100
+        stores = [open_store() for _ in range(writers + 1)]
+        reader = stores[writers]
+        for n in range(3):  # jobs in other states than queued, counted too
+            reader.enqueue(intake(n))
+        done = reader.claim(T0, LEASE)
+        assert done is not None
+        reader.transition(done.id, JobState.DONE, code="T", message_fr="t", now=T0)
+        reader.claim(T0, LEASE)
+        tallies: list[tuple[dict[JobState, int], int]] = []
+        tallied = threading.Event()
+
+        def read(store: Store) -> None:
+            try:  # until enough tallies AND enough intakes committed while they were taken
+                while len(tallies) < wanted or len({r for _, r in tallies}) < rises_wanted:
+                    tallies.append(store.tally())
+            finally:
+                tallied.set()  # the writers stop, even if a tally failed
+
+        def write(store: Store, i: int) -> None:
+            n = 100 + i
+            while not tallied.is_set():
+                store.enqueue(intake(n))
+                n += writers  # keys of their own: every intake is a new job
+
+        run_in_threads(stores, lambda store, i: read(store) if i == writers else write(store, i))
+
+        unbalanced = [(counts, received) for counts, received in tallies
+                      if not conservation(counts, received)]
+        assert unbalanced == []
+        assert len({received for _, received in tallies}) >= rises_wanted  # taken mid-intake
+        assert all((c[JobState.DONE], c[JobState.ACTIVE]) == (1, 1) for c, _ in tallies)
+        assert reader.tally() == (reader.counts(), reader.received())
 
     def test_list_jobs_newest_first(self, store: Store) -> None:
         ids = [store.enqueue(intake(n))[0].id for n in range(8)]

@@ -625,7 +625,7 @@ async def test_the_purge_keeps_the_invariant_and_the_history(rig: Rig) -> None:
         with pytest.raises(PayloadPurged):
             rig.store.payload(job.id)
     assert rig.store.payload(waiting.id)  # only done jobs are purged
-    counts, received = rig.store.counts(), rig.store.received()
+    counts, received = rig.store.tally()
     assert conservation(counts, received) and received == 4
     print(f"\npurge: received={received} done={counts[JobState.DONE]} "
           f"invariant={'ok' if conservation(counts, received) else 'BROKEN'}")

@@ -88,7 +88,7 @@ def run_chaos(installation: Installation, tmp_path: Path, *, documents: int, kil
 
     with SqliteStore.open(installation.config.store_path) as store:
         jobs = store.list_jobs(limit=10 * documents)
-        counts, received = store.counts(), store.received()
+        counts, received = store.tally()
         attempts = sum(job.attempts for job in jobs)
     registry = SimulatorStore(installation.config.simulator_db_path)
     try:

@@ -90,7 +90,7 @@ def _alerts(alerts: list[OpenAlert] | None) -> Markup:
 
 
 def _summary(ctx: Dashboard) -> Markup:
-    counts, received = ctx.store.counts(), ctx.store.received()
+    counts, received = ctx.store.tally()
     return _queue(counts, received) + _last_success(ctx)
 
 
