@@ -31,10 +31,11 @@ idempotency key of a document read from a file set holds no file name (see `_set
 the documents already queued are not queued again, whatever name the archive comes back under.
 Files matching the folder profile's `ignore` patterns are never touched.
 
-A pass takes up to `PAIRS_IN_FLIGHT` pairs at once (a backlog left by an outage or a batch
-export is hundreds of pairs): while one pair's commit is being written to disk the next pairs
-are read and checked, and pairs whose commits wait together share one COMMIT (the store's group
-commit). Each pair is still moved to `done/` only after the COMMIT holding its job.
+A pass takes up to `PAIRS_IN_FLIGHT` pairs at once, and at most `IN_FLIGHT_BYTES` of their
+files (a backlog left by an outage or a batch export is hundreds of pairs): while one pair's
+commit is being written to disk the next pairs are read and checked, and pairs whose commits
+wait together share one COMMIT (the store's group commit). Each pair is still moved to `done/`
+only after the COMMIT holding its job, and an error in one pair stops no other.
 """
 
 from __future__ import annotations
