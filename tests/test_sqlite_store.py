@@ -144,10 +144,9 @@ def test_a_version_1_queue_is_migrated_and_keeps_its_jobs(db_path: Path) -> None
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(len(MIGRATIONS),)]
 
 
-def test_a_version_2_queue_is_migrated_and_keeps_its_history_and_count(db_path: Path) -> None:
-    """Migration 3: the reception is read from the job row and the count of received jobs from
-    the `jobs` sequence; a version 2 file had both as rows (an event, a counter). Its jobs keep
-    one RECEIVED event each and its count, even with a row deleted behind the store's back."""
+@contextlib.contextmanager
+def version_2_file(db_path: Path) -> Iterator[sqlite3.Connection]:
+    """A queue file as version 2 of the schema left it, open for the test to fill."""
     db_path.parent.mkdir(parents=True)
     with raw(db_path) as conn:
         for statements in MIGRATIONS[:2]:
@@ -155,6 +154,14 @@ def test_a_version_2_queue_is_migrated_and_keeps_its_history_and_count(db_path: 
                 conn.execute(statement)
         conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         conn.execute("INSERT INTO schema_version (version) VALUES (2)")
+        yield conn
+
+
+def test_a_version_2_queue_is_migrated_and_keeps_its_history_and_count(db_path: Path) -> None:
+    """Migration 3: the reception is read from the job row and the count of received jobs from
+    the `jobs` sequence; a version 2 file had both as rows (an event, a counter). Its jobs keep
+    one RECEIVED event each and its count, even with a row deleted behind the store's back."""
+    with version_2_file(db_path) as conn:
         for n, at in ((1, "2025-03-04T09:30:00.000000+00:00"),
                       (2, "2025-03-04T09:31:00.000000+00:00")):
             conn.execute(
@@ -194,13 +201,7 @@ def test_migration_3_keeps_a_count_larger_than_the_jobs_sequence(db_path: Path,
     """The count of received jobs moves from the counter to the `jobs` sequence: a counter
     ahead of the sequence (however it came to be) is what the queue said, so it is kept, and
     no id is reused after it."""
-    db_path.parent.mkdir(parents=True)
-    with raw(db_path) as conn:
-        for statements in MIGRATIONS[:2]:
-            for statement in statements:
-                conn.execute(statement)
-        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        conn.execute("INSERT INTO schema_version (version) VALUES (2)")
+    with version_2_file(db_path) as conn:
         for n in range(jobs):
             conn.execute(
                 "INSERT INTO jobs (state, channel, source_ref, idempotency_key, payload_sha256,"
