@@ -250,7 +250,8 @@ def parse_line(line: bytes) -> AuditRecord:
             hash=hash_,
         )
         canonical = to_line(record)
-    except (ValueError, TypeError, KeyError, AuditError) as exc:
+    # RecursionError: a line rewritten as "[[[[…" deeper than the JSON parser recurses.
+    except (ValueError, TypeError, KeyError, RecursionError, AuditError) as exc:
         raise AuditError("Ligne du journal d'audit illisible.", code="AUDIT_UNREADABLE") from exc
     if canonical != line.rstrip(b"\n") + b"\n":
         raise AuditError(

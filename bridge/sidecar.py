@@ -219,6 +219,14 @@ def parse_sidecar(data: bytes, *, file_name: str) -> DocumentRequest:
             "SIDECAR_JSON",
             "sidecar_json_invalid",
         ) from None
+    except RecursionError:  # "[[[[…" within the size limit: deeper than Python's parser goes
+        raise _reject(
+            f"Le fichier {file_name} contient des données imbriquées bien trop profondément "
+            "pour une fiche de métadonnées : ce n'est pas une fiche exportée par le logiciel. "
+            "Vérifiez le fichier, ou réexportez-le depuis le logiciel.",
+            "SIDECAR_JSON",
+            "sidecar_json_too_deep",
+        ) from None
     try:
         sidecar = SidecarIn.model_validate(raw)
     except ValidationError as exc:

@@ -95,10 +95,8 @@ def _canonical_sidecar(raw: bytes) -> bytes:
         return raw
     try:
         return canonical_json(json.loads(raw.decode("utf-8-sig")))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return raw
-    except RecursionError:
-        raise _json_invalid(f"La partie « {METADATA_PART} »") from None
 
 
 def _json_invalid(what: str, where: str = "") -> Exception:

@@ -244,6 +244,13 @@ def test_a_torn_last_line_is_reported_at_its_position(journal_path: Path) -> Non
     assert (journal_path.parent / "audit.jsonl.torn").exists()
 
 
+@pytest.mark.parametrize("line", [b"not json\n", b"[1, 2]\n", b"[" * 30_000 + b"]" * 30_000])
+def test_a_rewritten_line_that_is_not_a_record_is_unreadable_not_a_crash(line: bytes) -> None:
+    with pytest.raises(AuditError) as error:
+        parse_line(line)
+    assert error.value.code == "AUDIT_UNREADABLE"
+
+
 def test_the_core_rules_without_a_file() -> None:
     first = chain(
         GENESIS_HASH, AuditFields(sequence=1, at=T0, actor="http", action=AuditAction.ENVOI)

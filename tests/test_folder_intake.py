@@ -299,6 +299,9 @@ BAD_INPUTS = {
                        "La clé du matricule INS est fausse"),
     "pas-un-pdf": (dict(pdf=b"PK\x03\x04 this is a zip, not a PDF"), "PDF_NOT_PDF",
                    "n'est pas un PDF"),
+    # Deeper than Python's JSON parser recurses, within the size limit (RecursionError).
+    "json-trop-imbrique": (dict(sidecar_bytes=b"[" * 30_000 + b"]" * 30_000), "SIDECAR_JSON",
+                           "imbriquées bien trop profondément"),
 }
 
 

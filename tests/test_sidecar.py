@@ -91,6 +91,15 @@ def test_invalid_json_is_refused_with_the_line_and_column_of_the_error() -> None
     assert "Corrigez-le ou réexportez-le" in error.message_fr
 
 
+def test_a_sidecar_nested_deeper_than_the_parser_goes_is_refused_not_crashing() -> None:
+    """Within the size limit, "[[[[…]]]]" makes Python's JSON parser recurse past its limit
+    (RecursionError): that is a refusal like any bad JSON, never an error of the bridge."""
+    depth = MAX_SIDECAR_BYTES // 2 - 1
+    error = rejected(b"[" * depth + b"]" * depth)
+    assert error.code == "SIDECAR_JSON"
+    assert "imbriquées" in error.message_fr and "réexportez-le" in error.message_fr
+
+
 def test_a_sidecar_not_in_utf8_is_refused() -> None:
     data = encode(make_sidecar_dict()).decode("utf-8").encode("latin-1")  # "Hélène" in Latin-1
     error = rejected(data)

@@ -163,6 +163,11 @@ async def test_invalid_sidecar(api: HttpApi, session: aiohttp.ClientSession) -> 
                             headers=AUTH) as response:
         body = await assert_problem(response, 400, "SIDECAR_JSON")
     assert body["detail"].startswith("Le fichier « metadata » n'est pas un JSON valide")
+    # Deeper than Python's JSON parser recurses, within the size limit: refused, not a 500.
+    async with session.post(url(api), data=multipart(metadata=b"[" * 30_000 + b"]" * 30_000),
+                            headers=AUTH) as response:
+        body = await assert_problem(response, 400, "SIDECAR_JSON")
+    assert "imbriquées bien trop profondément" in body["detail"]
 
 
 async def test_kind_unknown_to_the_matrix(api: HttpApi, store: SqliteStore,
