@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -113,6 +114,10 @@ class DocumentRequest:
     body_format: BodyFormat = "pdf"
 
 
+# Years a document date may have: anything else is an export error (and year 1 or 9999 with a
+# time-zone offset cannot even be converted to UTC).
+PLAUSIBLE_YEARS = (1900, 2200)
+
 _FIELD_FR = {
     "patient": "patient",
     "document": "document",
@@ -195,6 +200,27 @@ def _reject(message: str, code: str, event: str) -> IntakeRejected:
     return IntakeRejected(message, code=code, event=event)
 
 
+# What XML 1.0 cannot carry (its Char production): C0 controls but tab, LF and CR, lone
+# surrogates (a JSON "\ud800" escape), U+FFFE and U+FFFF. Every text of a sidecar may end up in
+# the CDA or the XDS metadata.
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _not_xml_text(value: object, path: str = "") -> tuple[str, int] | None:
+    """The dotted key of the first text holding a character XML cannot carry, and that
+    character's code point; None if there is none. `value` is parsed JSON (64 KiB at most)."""
+    if isinstance(value, str):
+        found = _NOT_XML_CHAR.search(value)
+        return None if found is None else (path or "(fiche)", ord(found.group()))
+    items = (value.items() if isinstance(value, dict)
+             else enumerate(value) if isinstance(value, list) else ())
+    for key, item in items:
+        where = _not_xml_text(item, f"{path}.{key}" if path else str(key))
+        if where is not None:
+            return where
+    return None
+
+
 def parse_sidecar(data: bytes, *, file_name: str) -> DocumentRequest:
     """Turn sidecar bytes into a DocumentRequest, or raise a rejection that says what to fix."""
     if len(data) > MAX_SIDECAR_BYTES:
@@ -219,6 +245,14 @@ def parse_sidecar(data: bytes, *, file_name: str) -> DocumentRequest:
             "SIDECAR_JSON",
             "sidecar_json_invalid",
         ) from None
+    except ValueError:  # an integer of more than 4300 digits (Python's conversion limit)
+        raise _reject(
+            f"Le fichier {file_name} contient un nombre bien trop long pour une fiche de "
+            "métadonnées : ce n'est pas une fiche exportée par le logiciel. Vérifiez le "
+            "fichier, ou réexportez-le depuis le logiciel.",
+            "SIDECAR_JSON",
+            "sidecar_json_number_too_long",
+        ) from None
     except RecursionError:  # "[[[[…" within the size limit: deeper than Python's parser goes
         raise _reject(
             f"Le fichier {file_name} contient des données imbriquées bien trop profondément "
@@ -227,6 +261,16 @@ def parse_sidecar(data: bytes, *, file_name: str) -> DocumentRequest:
             "SIDECAR_JSON",
             "sidecar_json_too_deep",
         ) from None
+    bad_text = _not_xml_text(raw)
+    if bad_text is not None:
+        path, char = bad_text
+        raise _reject(
+            f"Le champ « {path} » de {file_name} contient un caractère (U+{char:04X})"
+            " qu'un document du DMP ne peut pas porter : corrigez-le dans le logiciel, puis "
+            "réexportez la fiche.",
+            "SIDECAR_INVALID",
+            "sidecar_control_character",
+        )
     try:
         sidecar = SidecarIn.model_validate(raw)
     except ValidationError as exc:
@@ -253,6 +297,13 @@ def _to_request(s: SidecarIn, file_name: str) -> DocumentRequest:
             "(par exemple 2026-11-21T09:30:00+01:00).",
             "DATE_NO_TZ",
             "date_without_tz",
+        )
+    if not PLAUSIBLE_YEARS[0] <= s.document.date.year <= PLAUSIBLE_YEARS[1]:
+        raise _reject(
+            f"La date du document dans {file_name} ({s.document.date.year}) n'est pas "
+            "plausible : corrigez la date dans le logiciel, puis réexportez la fiche.",
+            "DATE_IMPLAUSIBLE",
+            "date_implausible",
         )
     profession = load_value_set(VS.PROFESSION).get(s.author.profession)
     if profession is None:

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import lzma
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 from bridge.errors import IntakeRejected
@@ -125,7 +127,7 @@ def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget,
                                              f"de {MAX_RATIO} fois sa taille (archive piégée de "
                                              "type « zip bomb »)", "XDM_ZIP_BOMB")
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
-            NotImplementedError, RuntimeError) as exc:
+            NotImplementedError, RuntimeError, zlib.error, lzma.LZMAError) as exc:
         raise _refuse(file_name, f"le fichier {info.filename} est illisible "
                                  f"({type(exc).__name__})", "XDM_UNREADABLE") from None
     budget.left -= len(out)
@@ -169,7 +171,8 @@ def read_xdm(data: bytes, *, file_name: str) -> XdmPackage:
                       "XDM_TOO_LARGE")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
+            NotImplementedError):  # e.g. a "version needed" zipfile does not know
         raise _refuse(file_name, "ce n'est pas une archive ZIP lisible (fichier tronqué ?)",
                       "XDM_UNREADABLE") from None
     with archive:

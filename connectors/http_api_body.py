@@ -95,7 +95,7 @@ def _canonical_sidecar(raw: bytes) -> bytes:
         return raw
     try:
         return canonical_json(json.loads(raw.decode("utf-8-sig")))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # JSONDecodeError is a ValueError
         return raw
 
 
@@ -183,7 +183,7 @@ async def _read_json(request: web.Request, max_bytes: int) -> Submission:
     except json.JSONDecodeError as exc:
         raise _json_invalid("Le corps de la requête",
                             f" (ligne {exc.lineno}, colonne {exc.colno})") from None
-    except (UnicodeDecodeError, RecursionError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # ValueError: a 4301-digit number
         raise _json_invalid("Le corps de la requête") from None
     expected = {JSON_PDF, JSON_METADATA}
     if not isinstance(raw, dict) or set(raw) != expected or not isinstance(raw[JSON_PDF], str):

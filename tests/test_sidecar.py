@@ -100,6 +100,40 @@ def test_a_sidecar_nested_deeper_than_the_parser_goes_is_refused_not_crashing() 
     assert "imbriquées" in error.message_fr and "réexportez-le" in error.message_fr
 
 
+def test_a_number_longer_than_python_converts_is_refused_not_crashing() -> None:
+    """An integer of more than 4300 digits makes `json.loads` raise a plain ValueError."""
+    error = rejected(changed(lambda s: s["document"].update(title=None)).replace(
+        b'"title": null', b'"title": ' + b"9" * 4301))
+    assert error.code == "SIDECAR_JSON"
+    assert "nombre bien trop long" in error.message_fr
+
+
+@pytest.mark.parametrize(("where", "text", "code_point"), [
+    ("document.title", "Compte rendu\x00", "U+0000"),
+    ("patient.given_names.1", "Marie\x07", "U+0007"),
+    ("author.structure_name", "Cabinet \ud800", "U+D800"),  # a lone "\ud800" JSON escape
+])
+def test_a_text_with_a_character_xml_cannot_carry_is_refused_by_its_key(
+        where: str, text: str, code_point: str) -> None:
+    """Every text of a sidecar may reach the CDA or the XDS metadata: a control character or
+    a lone surrogate would make the document unbuildable later; refused at intake instead,
+    naming the field and the character."""
+    def put(sidecar: dict[str, Any]) -> None:
+        section, _, key = where.partition(".")
+        key, _, index = key.partition(".")
+        if index:
+            sidecar[section][key] = ["Anne", text]
+        else:
+            sidecar[section][key] = text
+
+    sidecar = make_sidecar_dict()
+    put(sidecar)
+    error = rejected(json.dumps(sidecar).encode("ascii"))  # "\ud800" stays a JSON escape
+    assert error.code == "SIDECAR_INVALID"
+    assert f"« {where} »" in error.message_fr and code_point in error.message_fr
+    assert "corrigez-le dans le logiciel" in error.message_fr
+
+
 def test_a_sidecar_not_in_utf8_is_refused() -> None:
     data = encode(make_sidecar_dict()).decode("utf-8").encode("latin-1")  # "Hélène" in Latin-1
     error = rejected(data)
@@ -191,6 +225,9 @@ CASES: dict[str, tuple[bytes, str, str]] = {
     "sector": (changed(lambda s: s["author"].update(sector="SA99")), "SECTOR_UNKNOWN",
                "par exemple SA07"),
     "too large": (b" " * (MAX_SIDECAR_BYTES + 1), "SIDECAR_TOO_LARGE", "64 Ko"),
+    # Year 1 or 9999 with an offset cannot even be put in UTC: an export error, said as such.
+    "implausible date": (changed(lambda s: s["document"].update(date="0001-01-01T00:00:00+14:00")),
+                         "DATE_IMPLAUSIBLE", "corrigez la date dans le logiciel"),
 }
 def test_each_kind_of_problem_has_its_own_code() -> None:
     codes = [code for _, code, _ in CASES.values()]

@@ -133,6 +133,10 @@ async def test_bad_json_body(api: HttpApi, store: SqliteStore,
                             headers={**AUTH, "Content-Type": "application/json"}) as response:
         body = await assert_problem(response, 400, "HTTP_JSON_INVALID")
     assert "JSON" in body["detail"]
+    # A number of more than 4300 digits: Python's JSON parser raises a plain ValueError.
+    async with session.post(url(api), data=b'{"pdf_base64": ' + b"9" * 4301 + b"}",
+                            headers={**AUTH, "Content-Type": "application/json"}) as response:
+        await assert_problem(response, 400, "HTTP_JSON_INVALID")
     async with session.post(url(api), json={"pdf": "x"}, headers=AUTH) as response:
         await assert_problem(response, 400, "HTTP_JSON_SHAPE")
     bad = json_body()
@@ -163,6 +167,10 @@ async def test_invalid_sidecar(api: HttpApi, session: aiohttp.ClientSession) -> 
                             headers=AUTH) as response:
         body = await assert_problem(response, 400, "SIDECAR_JSON")
     assert body["detail"].startswith("Le fichier « metadata » n'est pas un JSON valide")
+    async with session.post(url(api), data=multipart(metadata=b'{"a": ' + b"9" * 4301 + b"}"),
+                            headers=AUTH) as response:
+        body = await assert_problem(response, 400, "SIDECAR_JSON")
+    assert "nombre bien trop long" in body["detail"]
     # Deeper than Python's JSON parser recurses, within the size limit: refused, not a 500.
     async with session.post(url(api), data=multipart(metadata=b"[" * 30_000 + b"]" * 30_000),
                             headers=AUTH) as response:

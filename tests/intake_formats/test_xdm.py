@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 import pytest
 
 from bridge.errors import IntakeRejected
@@ -81,3 +84,43 @@ def test_a_document_listed_twice_in_metadata_is_refused_as_it_would_be_sent_twic
     assert error.code == "XDM_DUPLICATE_DOCUMENT"
     assert "décrit deux fois le document doc0001.xml" in error.message_fr
     assert "Rien n'a été envoyé au DMP" in error.message_fr
+
+
+def _damaged_member(compression: int) -> bytes:
+    """An XDM archive whose METADATA.XML member is compressed with `compression` and whose
+    compressed bytes were then overwritten (a disk or transfer fault)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        archive.writestr("IHE_XDM/SUBSET01/METADATA.XML", metadata_xml([("DOC0001.XML", b"<x/>",
+                                                                         "text/xml")]) * 20)
+    data = bytearray(buffer.getvalue())
+    info = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo("IHE_XDM/SUBSET01/METADATA.XML")
+    header = info.header_offset  # local header: 30 bytes, then the name and the extra field
+    name_length = int.from_bytes(data[header + 26:header + 28], "little")
+    extra_length = int.from_bytes(data[header + 28:header + 30], "little")
+    start = header + 30 + name_length + extra_length
+    data[start + 8:start + 40] = b"\xff" * 32
+    return bytes(data)
+
+
+def _unknown_version() -> bytes:
+    """An archive whose central directory says it needs a ZIP version no reader knows."""
+    data = bytearray(xdm_zip())
+    entry = data.index(b"PK\x01\x02")
+    data[entry + 6:entry + 8] = b"\xf4\x00"  # "version needed to extract": 24.4
+    return bytes(data)
+
+
+@pytest.mark.parametrize("archive", [
+    pytest.param(lambda: _damaged_member(zipfile.ZIP_DEFLATED), id="damaged deflate"),
+    pytest.param(lambda: _damaged_member(zipfile.ZIP_LZMA), id="damaged lzma"),
+    pytest.param(lambda: _damaged_member(zipfile.ZIP_BZIP2), id="damaged bzip2"),
+    pytest.param(_unknown_version, id="unknown zip version"),
+])
+def test_a_damaged_archive_is_refused_as_unreadable_not_a_crash(archive: object) -> None:
+    """Decompressors raise their own errors (zlib.error, LZMAError…) and zipfile raises
+    NotImplementedError for a version it does not know: each is a refusal with its reason."""
+    assert callable(archive)
+    error = refusal(archive())
+    assert error.code == "XDM_UNREADABLE"
+    assert "envoi.zip" in error.message_fr
