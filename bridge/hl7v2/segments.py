@@ -73,21 +73,25 @@ class Segment:
 
 
 def split_segments(text: str, delims: Delimiters) -> list[Segment]:
-    """All segments of a decoded message, in order."""
-    lines: list[str] = []
+    """All segments of a decoded message, in order.
+
+    Linear in the size of the message: the pieces of a wrapped segment are collected and joined
+    once (appending to a growing string made a line of 600 000 pieces take seconds).
+    """
+    pieces: list[list[str]] = []  # each segment's first line, then its wrapped continuations
     for line in text.replace("\r\n", "\r").replace("\n", "\r").split("\r"):
         if not line.strip():
             continue
         name = line[:3]
         if (len(line) == 3 or line[3:4] == delims.field) and _SEGMENT_NAME.match(name):
-            lines.append(line)
-        elif lines:
-            lines[-1] += line.strip()  # a wrapped value (base64 cut into lines)
+            pieces.append([line])
+        elif pieces:
+            pieces[-1].append(line.strip())  # a wrapped value (base64 cut into lines)
         else:
-            lines.append(line)
+            pieces.append([line])
     counts: dict[str, int] = {}
     segments = []
-    for line in lines:
+    for line in map("".join, pieces):
         parts = line.split(delims.field)
         name = parts[0]
         counts[name] = counts.get(name, 0) + 1

@@ -23,8 +23,10 @@ from bridge.hl7v2 import (
     read_header,
     source_ref,
 )
+from bridge.hl7v2.segments import STANDARD, split_segments
 from bridge.sidecar import parse_sidecar
 from mappings.matrix_load import load_matrix
+from service.sample_pdf import make_pdf
 from tests.factories import make_clinical_document
 from tests.hl7.messages import (
     PDF,
@@ -88,6 +90,30 @@ def test_base64_wrapped_over_lines_is_joined() -> None:
     head, data = obx.split("Base64^")
     wrapped = head + "Base64^" + "\r".join(data[i:i + 76] for i in range(0, len(data), 76))
     assert parse_message(encode(replace_segment(segments, "OBX", wrapped))).content == PDF
+
+
+def test_a_document_wrapped_over_a_million_lines_is_joined_whole() -> None:
+    # One base64 character per line (a 1.1 MB PDF): appending each line to a growing string
+    # made this take over 30 s (quadratic); the pieces are now joined once (linear).
+    long_pdf = make_pdf([f"Ligne {n} du compte rendu de soins infirmiers" for n in range(20_000)])
+    head, data = doc_obx(long_pdf).split("Base64^")
+    wrapped = head + "Base64^" + "\n".join(data)
+    assert len(data) > 1_400_000
+
+    doc = parse_message(encode(replace_segment(nurse_mdm(), "OBX", wrapped), sep="\n"))
+
+    assert doc.content == long_pdf
+    assert doc.flags == {"MASQUE_PS": False, "INVISIBLE_PATIENT": True, "DESTDMP": True}
+
+
+def test_each_line_not_starting_a_segment_continues_the_previous_one_trimmed() -> None:
+    lines = ["MSH|^~\\&|A", *(["  x "] * 1_000), "PID|1", "", "  ", "OBX|1|TX|", " fin "]
+
+    segments = split_segments("\r".join(lines), STANDARD)
+
+    assert [(s.name, s.sequence) for s in segments] == [("MSH", 1), ("PID", 1), ("OBX", 1)]
+    assert segments[0].fields == ("MSH", "|", "^~\\&", "A" + "x" * 1_000)
+    assert segments[2].fields == ("OBX", "1", "TX", "fin")
 
 
 @pytest.mark.parametrize(("charset", "codec"), [("8859/15", "iso-8859-15"),

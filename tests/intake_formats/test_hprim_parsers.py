@@ -8,6 +8,7 @@ import pytest
 
 from bridge.errors import IntakeRejected
 from bridge.hprim import parse_hprim_net, parse_hprim_sante
+from bridge.hprim.text import MAX_HPRIM_BYTES
 from tests.intake_formats.builders import hprim_net, hprim_sante
 
 # Real record shapes quoted in the spec (B.2.1), synthetic values.
@@ -50,6 +51,23 @@ def test_an_a_line_continues_the_previous_record_even_mid_word() -> None:
     # "BIO~Laborat" + "oire TEST~L|…": the continuation is glued without a separator.
     assert parsed.results[-1].status == "F"
     assert parsed.files == ("echo-0042-cr.pdf",)
+
+
+def test_a_record_cut_into_hundreds_of_thousands_of_a_lines_is_joined_whole() -> None:
+    # One character per `A|` line, near the 2 MiB limit: appending each line to a growing
+    # string made this take seconds (quadratic); the pieces are now joined once (linear).
+    text = "".join(chr(ord("a") + n % 26) for n in range(520_000))
+    cut = "\r".join(f"A|{char}" for char in text)
+    data = (f"H|~^\\&|F.HPR||LAB||ORU\rP|1||||DUPONT~JEAN\rOBR|1\r"
+            f"OBX|1|TX|CR~Compte rendu||\r{cut}||||||F\rA|||VBIO\rL|1\r").encode()
+    assert len(data) < MAX_HPRIM_BYTES
+
+    parsed = parse_hprim_sante(data, file_name="F.HPR")
+
+    [result] = parsed.results
+    assert (result.code, result.label, result.value) == ("CR", "Compte rendu", text)
+    assert result.status == "F"
+    assert parsed.patients[0].family_name == "DUPONT"
 
 
 @pytest.mark.parametrize(("delimiters", "names"), [
