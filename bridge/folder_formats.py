@@ -48,6 +48,7 @@ from bridge.domain import InsOid
 from bridge.errors import BridgeError, IntakeRejected
 from bridge.hl7_time import PARIS
 from bridge.hl7v2 import Action, HL7Rejected, parse_message
+from bridge.hl7v2.mllp import DEFAULT_MAX_FRAME
 from bridge.hl7v2.people import DEFAULT_SECTOR
 from bridge.hprim import (
     HprimNetLetter,
@@ -249,6 +250,9 @@ def _aware(when: dt.datetime | dt.date | None) -> str | None:
 
 def _from_hl7(name: str, data: bytes, profile: FolderProfile,
               matrix: Matrix | None) -> list[FolderDocument]:
+    if len(data) > DEFAULT_MAX_FRAME:  # what one MLLP frame may hold: the largest document
+        raise _refuse(f"Le fichier {name} dépasse {DEFAULT_MAX_FRAME // 2**20} Mo : ce n'est pas "
+                      "un message HL7 ordinaire. Vérifiez l'export du logiciel.", "HL7_TOO_LARGE")
     try:
         document = parse_message(data, matrix=matrix, author_sector=profile.hl7_sector())
     except HL7Rejected as exc:

@@ -84,6 +84,9 @@ PAIRS_IN_FLIGHT = 8
 # their way to the queue): small documents go 8 at a time, large scans (up to 15 MiB) one or
 # two at a time, a pair larger than this alone.
 IN_FLIGHT_BYTES = 32 * 1024 * 1024
+# No file larger than this is read: each format refuses much less (PDF 15 MiB, CDA 20 MiB, HL7
+# 32 MiB, XDM archive 40 MiB), but only once the file is in memory.
+MAX_FILE_BYTES = 64 * 1024 * 1024
 TEMPORARY_SUFFIXES = frozenset({".tmp", ".part", ".crdownload", ".partial"})
 SNIFF_BYTES = 4096
 # An HPRIM file is read whole to find the PDF it names; larger ones are refused by the parser.
@@ -182,6 +185,19 @@ def _size(paths: Iterable[Path]) -> int:
         with contextlib.suppress(OSError):
             total += path.stat().st_size
     return total
+
+
+def _too_large(paths: list[Path]) -> IntakeRejected | None:
+    """The refusal of the first file over MAX_FILE_BYTES (not read), if any."""
+    for path in paths:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return IntakeRejected(
+                f"Le fichier {path.name} fait {size // 2**20} Mo, bien plus que le plus gros "
+                f"document que le DMP accepte : il n'a pas été lu (limite "
+                f"{MAX_FILE_BYTES // 2**20} Mo). Vérifiez l'export du logiciel.",
+                code="FILE_TOO_LARGE", event="folder_file_too_large")
+    return None
 
 
 class ByteBudget:
@@ -506,6 +522,8 @@ class FolderIntake:
                            claimed: bool) -> Outcome | None:
         files = [*companions, primary]
         # An OSError here leaves the files where they are (see _guarded).
+        if (refusal := _too_large(files)) is not None:
+            return self._quarantine(files, primary.stem, refusal, pair=False)
         data = primary.read_bytes()
         extra = {p.name: p.read_bytes() for p in companions}
         try:
@@ -662,6 +680,8 @@ class FolderIntake:
 
     async def _process(self, stem: str, pdf: Path, sidecar: Path) -> Outcome | None:
         # An OSError here leaves the files where they are (see _guarded).
+        if (refusal := _too_large([pdf, sidecar])) is not None:
+            return self._quarantine([pdf, sidecar], stem, refusal)
         pdf_bytes = pdf.read_bytes()
         sidecar_bytes = sidecar.read_bytes()
         try:

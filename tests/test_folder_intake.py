@@ -20,7 +20,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from bridge.jobs import Intake, Job, JobState
-from connectors.folder_intake import ORPHAN_AFTER, PAIRS_IN_FLIGHT, FolderIntake, Outcome
+from connectors.folder_intake import (
+    MAX_FILE_BYTES,
+    ORPHAN_AFTER,
+    PAIRS_IN_FLIGHT,
+    FolderIntake,
+    Outcome,
+)
 from connectors.sqlite_store import SqliteStore
 from service.demo import sample_documents
 from service.sample_pdf import make_pdf
@@ -303,6 +309,20 @@ BAD_INPUTS = {
     "json-trop-imbrique": (dict(sidecar_bytes=b"[" * 30_000 + b"]" * 30_000), "SIDECAR_JSON",
                            "imbriquées bien trop profondément"),
 }
+
+
+async def test_a_pdf_larger_than_any_document_is_refused_without_being_read(
+        intake: FolderIntake, inbox: Path, store: SqliteStore) -> None:
+    drop_pair(inbox, "scan")
+    with (inbox / "scan.pdf").open("r+b") as pdf:
+        pdf.truncate(MAX_FILE_BYTES + 1)  # a hole: no disk used, and never read
+
+    outcomes = await take_after_window(intake)
+
+    assert [(o.accepted, o.code) for o in outcomes] == [(False, "FILE_TOO_LARGE")]
+    assert "il n'a pas été lu" in outcomes[0].message_fr
+    assert names(intake.layout.error) == {"scan.pdf", "scan.json", "scan.reason.txt"}
+    assert store.received() == 0
 
 
 @pytest.mark.parametrize("stem", sorted(BAD_INPUTS))

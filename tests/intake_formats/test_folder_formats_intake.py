@@ -19,7 +19,7 @@ from bridge.folder_formats import FolderFormat, FolderProfile
 from bridge.jobs import Intake, Job
 from bridge.lot_keys import with_lot_keys
 from bridge.sidecar import parse_sidecar
-from connectors.folder_intake import ORPHAN_AFTER, FolderIntake, Outcome
+from connectors.folder_intake import MAX_FILE_BYTES, ORPHAN_AFTER, FolderIntake, Outcome
 from connectors.sqlite_store import SqliteStore
 from mappings.matrix import Matrix
 from mappings.matrix_load import load_matrix
@@ -235,6 +235,32 @@ async def test_a_hostile_or_broken_archive_goes_to_error_with_its_reason(
     assert NOT_SENT in reason_of(intake, "archive")
     assert store.received() == 1
     assert not (inbox.parent / "evil.sh").exists()
+
+
+def sparse(path: Path, head: bytes, size: int) -> None:
+    """A file of `size` bytes that starts with `head` (the rest a hole: no disk used)."""
+    with path.open("wb") as file:
+        file.write(head)
+        file.truncate(size)
+
+
+@pytest.mark.parametrize(("name", "size", "code"), [
+    ("enorme.hl7", 33 * 2**20, "HL7_TOO_LARGE"),  # read, refused before it is parsed
+    ("enorme.zip", MAX_FILE_BYTES + 1, "FILE_TOO_LARGE"),  # refused without being read
+])
+async def test_a_file_larger_than_any_document_goes_to_error_and_the_next_one_is_taken(
+        inbox: Path, enqueue: Enqueue, matrix: Matrix, store: SqliteStore,
+        name: str, size: int, code: str) -> None:
+    intake = folder(inbox, enqueue, matrix, cda_identity_qualified=True)
+    sparse(inbox / name, hl7_file()[:200] if name.endswith(".hl7") else b"PK\x03\x04", size)
+    (inbox / "ensuite.hl7").write_bytes(hl7_file())
+
+    outcomes = await settle(intake)
+
+    assert {o.name: o.code for o in outcomes} == {"enorme": code, "ensuite": ""}
+    assert names(intake.layout.error) == {name, "enorme.reason.txt"}
+    assert NOT_SENT in reason_of(intake, "enorme")
+    assert store.received() == 1
 
 
 # -------------------------------------------------------------------------------------- HPRIM
