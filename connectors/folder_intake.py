@@ -592,7 +592,8 @@ class FolderIntake:
                     results[index] = await self._guarded(stem, "inbox_pair",
                                                          self._consider(stem, files, now))
 
-        async with asyncio.TaskGroup() as group:  # an unexpected error stops the others
+        # Errors are each pair's own (_guarded); a stop of the bridge cancels them together.
+        async with asyncio.TaskGroup() as group:
             for _ in range(min(self._in_flight, len(pairs))):
                 group.create_task(worker())
         return [outcome for outcome in results if outcome is not None]
