@@ -534,10 +534,8 @@ class FolderIntake:
             return self._quarantine(files, primary.stem, exc, pair=False)
         except Exception as exc:  # a parser bug must not stop the folder, nor lose the files
             log.error("folder_set_parse_failed", error=type(exc).__name__, format=fmt.value)
-            return self._quarantine(files, primary.stem, BridgeError(
-                "Erreur interne de dmp-bridge à la lecture de ce fichier : déposez-le de nouveau "
-                "plus tard ; si l'erreur persiste, contactez le support.",
-                code="INTERNAL_ERROR", event="folder_set_internal_error"), pair=False)
+            return self._quarantine(files, primary.stem, _internal_error(pair=False),
+                                    pair=False)
         if not claimed:  # only a refusal may come from unclaimed files
             return None
         # Every document was checked above; they are now committed one by one. If a commit fails
@@ -692,10 +690,7 @@ class FolderIntake:
             return self._quarantine([pdf, sidecar], stem, exc)
         except Exception as exc:  # a checker bug must not stop the folder, nor lose the files
             log.error("folder_pair_check_failed", error=type(exc).__name__)
-            return self._quarantine([pdf, sidecar], stem, BridgeError(
-                "Erreur interne de dmp-bridge à la lecture de ces fichiers : déposez-les de "
-                "nouveau plus tard ; si l'erreur persiste, contactez le support.",
-                code="INTERNAL_ERROR", event="folder_pair_internal_error"))
+            return self._quarantine([pdf, sidecar], stem, _internal_error(pair=True))
         pdf_sha256 = hashlib.sha256(pdf_bytes).digest()  # for the key and for the queue
         key = hashlib.sha256(
             b"folder\0"
@@ -770,6 +765,15 @@ class FolderIntake:
     def _report(self, outcome: Outcome) -> None:
         if self._on_outcome is not None:
             self._on_outcome(outcome)
+
+
+def _internal_error(*, pair: bool) -> BridgeError:
+    """The refusal of files a bug of dmp-bridge could not read (they go to error/, not lost)."""
+    what = "ces fichiers : déposez-les de nouveau" if pair else "ce fichier : déposez-le de nouveau"
+    return BridgeError(
+        f"Erreur interne de dmp-bridge à la lecture de {what} plus tard ; si l'erreur persiste, "
+        "contactez le support.",
+        code="INTERNAL_ERROR", event=f"folder_{'pair' if pair else 'set'}_internal_error")
 
 
 def _reason_text(names: list[str], exc: BridgeError, *, pair: bool) -> str:
